@@ -1,0 +1,49 @@
+"""Decoding: any file soundfile reads -> float32 mono at the target rate.
+
+Every failure is a ``BadAudio`` with a reason, so the input pipeline can skip
+and count the file instead of crashing a long run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+SAMPLE_RATE = 16000
+
+
+class BadAudio(Exception):
+  """A file that cannot be used: unreadable, empty, silent, non-finite, too short."""
+
+
+def load_audio(path: str, sample_rate: int = SAMPLE_RATE, start: float | None = None,
+               end: float | None = None, min_samples: int = 1,
+               silence_threshold: float = 1e-6) -> np.ndarray:
+  """Reads ``path`` (optionally the [start, end) segment in seconds) as float32 mono.
+
+  Raises:
+    BadAudio: corrupt or unreadable file, empty or too short (< min_samples after
+      resampling), NaN/inf samples, or digital silence (peak <= silence_threshold).
+  """
+  try:
+    with sf.SoundFile(path) as f:
+      sr = f.samplerate
+      if start is not None:
+        f.seek(min(int(round(start * sr)), f.frames))
+      frames = -1 if end is None else max(0, int(round(end * sr)) - int(round((start or 0) * sr)))
+      x = f.read(frames, dtype="float32", always_2d=True)
+  except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError...)
+    raise BadAudio(f"cannot decode: {e}") from None
+  if x.size == 0:
+    raise BadAudio("empty audio")
+  x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+  if not np.all(np.isfinite(x)):
+    raise BadAudio("NaN or inf samples")
+  if sr != sample_rate:
+    x = soxr.resample(x, sr, sample_rate).astype(np.float32, copy=False)
+  if len(x) < min_samples:
+    raise BadAudio(f"too short: {len(x)} samples at {sample_rate} Hz, need {min_samples}")
+  if float(np.max(np.abs(x))) <= silence_threshold:
+    raise BadAudio("silent")
+  return np.ascontiguousarray(x, dtype=np.float32)

@@ -1,0 +1,243 @@
+"""The manifest format: one CSV row per audio file (or per segment of one).
+
+Columns (header required; only ``path`` is mandatory):
+
+==========  =================================================================
+path        audio file, relative to the manifest's folder or absolute
+label       class name (string) for labelled tasks
+split       ``train`` / ``valid`` / ``test``
+speaker     speaker (or performer / soundfont) identity: splits never cross it
+source      where the audio comes from (package, recording set)
+language    language code for speech
+start, end  segment inside the file, in seconds (empty: whole file)
+duration    duration in seconds of the segment (informative, may be empty)
+==========  =================================================================
+
+Extra columns (``pitch``, ``hash``...) are kept and passed through.
+
+Names accepted wherever a data source is configured (``resolve``):
+``suite:NAME`` (offline suite, built on first use), ``manifest:PATH`` or a
+``*.csv`` path, ``folder:PATH`` or a plain directory (searched recursively for
+audio; the parent folder name is the label).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+COLUMNS = ("path", "label", "split", "speaker", "source", "language", "start", "end", "duration")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+SPLITS = ("train", "valid", "test")
+
+
+class ManifestError(ValueError):
+  """A manifest that cannot be used (missing file, bad header, bad values)."""
+
+
+@dataclasses.dataclass
+class Manifest:
+  """A manifest held column-wise (cheap for millions of rows).
+
+  Attributes:
+    columns: column name -> numpy array of strings (object dtype), one entry per row.
+    base_dir: folder that relative paths are resolved against.
+    name: where it came from, for messages.
+  """
+  columns: dict[str, np.ndarray]
+  base_dir: Path
+  name: str = ""
+
+  def __len__(self) -> int:
+    return len(self.columns["path"])
+
+  def has(self, column: str) -> bool:
+    """True if the column exists and at least one row has a value."""
+    col = self.columns.get(column)
+    return col is not None and any(v != "" for v in col)
+
+  def column(self, name: str) -> np.ndarray:
+    if name not in self.columns:
+      raise ManifestError(f"{self.name}: manifest has no column {name!r} "
+                          f"(columns: {sorted(self.columns)})")
+    return self.columns[name]
+
+  def path(self, i: int) -> str:
+    p = self.columns["path"][i]
+    return p if os.path.isabs(p) else str(self.base_dir / p)
+
+  def segment(self, i: int) -> tuple[float | None, float | None]:
+    """(start, end) in seconds of row i; None where the column is empty."""
+    def get(col):
+      v = self.columns.get(col)
+      if v is None or v[i] == "":
+        return None
+      return float(v[i])
+    return get("start"), get("end")
+
+  def row(self, i: int) -> dict[str, str]:
+    return {k: v[i] for k, v in self.columns.items()}
+
+  def select(self, mask_or_index) -> "Manifest":
+    return Manifest({k: v[mask_or_index] for k, v in self.columns.items()},
+                    self.base_dir, self.name)
+
+  def where(self, **equals: str) -> "Manifest":
+    """Rows whose columns equal the given values, e.g. ``where(split="train")``."""
+    mask = np.ones(len(self), bool)
+    for k, v in equals.items():
+      mask &= self.column(k) == v
+    return self.select(mask)
+
+  def labels(self) -> list[str]:
+    """Sorted distinct non-empty labels."""
+    return sorted(set(self.column("label")) - {""})
+
+
+def read_manifest(path: str | os.PathLike) -> Manifest:
+  """Reads and validates a manifest CSV."""
+  path = Path(path)
+  if not path.is_file():
+    raise ManifestError(f"manifest not found: {path}")
+  with open(path, newline="", encoding="utf-8") as f:
+    reader = csv.reader(f)
+    try:
+      header = [h.strip() for h in next(reader)]
+    except StopIteration:
+      raise ManifestError(f"{path}: empty manifest (no header)") from None
+    if "path" not in header:
+      raise ManifestError(f"{path}: header must have a 'path' column, got {header}")
+    if len(set(header)) != len(header):
+      raise ManifestError(f"{path}: duplicate columns in header {header}")
+    cols: list[list[str]] = [[] for _ in header]
+    for lineno, rec in enumerate(reader, start=2):
+      if not rec:
+        continue
+      if len(rec) != len(header):
+        raise ManifestError(f"{path}:{lineno}: {len(rec)} fields, header has {len(header)}")
+      for c, v in zip(cols, rec):
+        c.append(v)
+  m = Manifest({h: np.array(c, dtype=object) for h, c in zip(header, cols)},
+               path.parent, str(path))
+  validate(m)
+  return m
+
+
+def validate(m: Manifest) -> None:
+  """Checks values that would otherwise fail deep inside a run."""
+  if len(m) == 0:
+    raise ManifestError(f"{m.name}: manifest has no rows")
+  if any(p == "" for p in m.columns["path"]):
+    raise ManifestError(f"{m.name}: empty 'path' value")
+  if "split" in m.columns:
+    bad = set(m.columns["split"]) - set(SPLITS) - {""}
+    if bad:
+      raise ManifestError(f"{m.name}: unknown split values {sorted(bad)}; use {SPLITS}")
+  for col in ("start", "end", "duration"):
+    if col in m.columns:
+      for v in m.columns[col]:
+        if v == "":
+          continue
+        try:
+          x = float(v)
+        except ValueError:
+          raise ManifestError(f"{m.name}: column {col!r} has non-numeric value {v!r}") from None
+        if not np.isfinite(x) or x < 0:
+          raise ManifestError(f"{m.name}: column {col!r} has invalid value {v!r}")
+
+
+def write_manifest(path: str | os.PathLike, rows: Iterable[Mapping[str, object]],
+                   columns: Sequence[str] | None = None) -> Path:
+  """Writes rows (dicts) as a manifest CSV, atomically. Returns the path."""
+  rows = list(rows)
+  if columns is None:
+    extra = sorted({k for r in rows for k in r} - set(COLUMNS))
+    present = [c for c in COLUMNS if any(c in r for r in rows)]
+    columns = (["path"] if "path" not in present else []) + present + extra
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(path.name + ".tmp")
+  with open(tmp, "w", newline="", encoding="utf-8") as f:
+    w = csv.writer(f)
+    w.writerow(columns)
+    for r in rows:
+      w.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
+  os.replace(tmp, path)
+  return path
+
+
+def scan_folder(folder: str | os.PathLike) -> Manifest:
+  """A folder of audio files as a manifest; the parent folder name is the label."""
+  folder = Path(folder)
+  if not folder.is_dir():
+    raise ManifestError(f"not a folder: {folder}")
+  files = sorted(p for p in folder.rglob("*")
+                 if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+  if not files:
+    raise ManifestError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {folder}")
+  rel = [str(p.relative_to(folder)) for p in files]
+  labels = [p.parent.name if p.parent != folder else "" for p in files]
+  return Manifest({"path": np.array(rel, dtype=object),
+                   "label": np.array(labels, dtype=object)}, folder, f"folder:{folder}")
+
+
+def hash_split(keys: Sequence[str], fractions=(("train", 0.7), ("valid", 0.1), ("test", 0.2))
+               ) -> np.ndarray:
+  """Deterministic split by a hash of a grouping key (speaker, source or file name).
+
+  Rows sharing a key always land in the same split, so a speaker never crosses it.
+  """
+  out = []
+  for k in keys:
+    u = int(hashlib.sha1(str(k).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    acc = 0.0
+    for name, frac in fractions:
+      acc += frac
+      if u <= acc:
+        out.append(name)
+        break
+    else:
+      out.append(fractions[-1][0])
+  return np.array(out, dtype=object)
+
+
+def ensure_split(m: Manifest) -> Manifest:
+  """Adds a ``split`` column where missing, by a hash of speaker, else source, else file name."""
+  if m.has("split"):
+    return m
+  for key in ("speaker", "source"):
+    if m.has(key):
+      keys = m.columns[key]
+      break
+  else:
+    keys = [os.path.basename(p) for p in m.columns["path"]]
+  cols = dict(m.columns)
+  cols["split"] = hash_split(keys)
+  return Manifest(cols, m.base_dir, m.name)
+
+
+def resolve(name: str) -> Manifest:
+  """Turns a data-source name (see module doc) into a Manifest."""
+  if not isinstance(name, str) or not name:
+    raise ManifestError(f"empty data source name: {name!r}")
+  if name.startswith("suite:"):
+    from data import suite  # the builder lives outside the library package
+    return read_manifest(suite.manifest_path(name.split(":", 1)[1], build=True))
+  if name.startswith("manifest:"):
+    return read_manifest(name.split(":", 1)[1])
+  if name.startswith("folder:"):
+    return scan_folder(name.split(":", 1)[1])
+  p = Path(name).expanduser()
+  if p.is_dir():
+    return scan_folder(p)
+  if p.suffix.lower() == ".csv":
+    return read_manifest(p)
+  raise ManifestError(
+      f"cannot resolve data source {name!r}: use suite:NAME, manifest:PATH.csv, "
+      f"folder:PATH, or an existing folder or .csv file")
