@@ -1,0 +1,1 @@
+"""Per-dataset adapters for ``python -m data.prepare`` (see data/ADAPTERS.md)."""
