@@ -1,0 +1,48 @@
+"""Keys shared by every method; each config file changes only what differs.
+
+Override any key on the command line: ``--config.encoder.width=4``.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.batch_size = 64                 # global, over all devices and hosts
+  c.num_train_steps = 1000          # 0 writes the random-init checkpoint (the Untrained baseline)
+  c.log_every_steps = 25
+  c.checkpoint_every_steps = 250
+  c.keep_checkpoints = 3
+  c.num_devices = 0                 # 0: every device; n: the first n (tests)
+  c.distributed = False             # True: jax.distributed.initialize() (multi-host)
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "adam"         # adam | adamw | sgd
+  c.optimizer.learning_rate = 1e-3  # paper.md §5: Adam ~1e-3 is a recollection [U, low]
+  c.optimizer.schedule = "cosine"   # constant | cosine
+  c.optimizer.warmup_steps = 50
+  c.optimizer.weight_decay = 0.0    # adamw only
+  c.optimizer.momentum = 0.9        # sgd only
+  c.optimizer.grad_clip_norm = 0.0  # 0: no clipping
+
+  c.frontend = ml_collections.ConfigDict(dict(
+      sample_rate=16000, win_length=400, hop_length=160, n_fft=1024, n_mels=64,
+      fmin=60.0, fmax=7800.0, power=1.0, log_floor=1e-5, slice_frames=96))
+
+  c.encoder = ml_collections.ConfigDict()
+  c.encoder.width = 1.0             # channel multiplier: 1 (about 19 MFLOPs per slice) or 4
+  c.encoder.embedding_dim = 128
+  c.encoder.norm = "batch"          # batch | none
+
+  c.task = ml_collections.ConfigDict()
+  c.task.name = ""
+
+  c.data = ml_collections.ConfigDict()
+  c.data.pretrain = "suite:pretrain"  # suite:NAME | manifest:PATH | folder:PATH | a folder | a .csv
+  c.data.train = ""                   # labelled data for supervised tasks
+  c.data.num_workers = 2              # decoding processes; 0 decodes in the main process
+
+  # In-training probes: name -> ConfigDict(task=..., every_steps=...); see eval/.
+  c.evals = ml_collections.ConfigDict()
+  return c

@@ -1,0 +1,31 @@
+"""Pretrain an audio encoder with a self-supervised pretext task.
+
+  python main.py --config=configs/temporal_gap.py --workdir=runs/tg
+  python main.py --config=configs/temporal_gap.py --workdir=runs/tg4 --config.encoder.width=4
+
+Re-running the same command resumes from the latest checkpoint in the workdir.
+"""
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from ssl_audio import train
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and the config.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.INFO)
+  # Orbax logs every save step by step at INFO; keep its warnings only.
+  logging.get_absl_handler().addFilter(
+      lambda r: r.levelno >= logging.WARNING or "/orbax/" not in r.pathname)
+  train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+
+
+if __name__ == "__main__":
+  app.run(main)

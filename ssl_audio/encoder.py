@@ -1,0 +1,85 @@
+"""The small conv encoder of the paper family, and helpers to count its cost.
+
+Each block: Conv(3x1, time) -> ReLU -> Conv(1x3, frequency) -> [BatchNorm] -> ReLU
+-> MaxPool 2x2. Channels 8, 16, ..., 256 times ``width``; global max-pool over time
+and frequency; Dense to the embedding (paper.md §3: the block layout and d = 128 are
+recollections, not confirmed). BatchNorm folds into the conv at export time, so it
+stays mobile-friendly; its statistics are averaged over the ``data`` mesh axis so
+the step gives the same result on 1 or N devices.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+BASE_CHANNELS = (8, 16, 32, 64, 128, 256)
+
+
+class ConvBlock(nn.Module):
+  channels: int
+  norm: str = "batch"            # "batch" or "none"
+  axis_name: str | None = None   # mesh axis to average BatchNorm statistics over
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = nn.Conv(self.channels, (3, 1), padding="SAME", name="conv_time")(x)
+    x = nn.relu(x)
+    x = nn.Conv(self.channels, (1, 3), padding="SAME", use_bias=self.norm == "none",
+                name="conv_freq")(x)
+    if self.norm == "batch":
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.99,
+                       axis_name=self.axis_name if train else None, name="bn")(x)
+    x = nn.relu(x)
+    # Keyword arguments: jax2onnx patches max_pool with a keyword-only signature.
+    return nn.max_pool(x, window_shape=(2, 2), strides=(2, 2), padding="SAME")
+
+
+class Encoder(nn.Module):
+  """Log-mel slices [B, frames, mels] (or [..., 1]) -> embeddings [B, embedding_dim]."""
+  width: float = 1.0
+  embedding_dim: int = 128
+  channels: Sequence[int] = BASE_CHANNELS
+  norm: str = "batch"
+  axis_name: str | None = None
+
+  def block_channels(self) -> list[int]:
+    return [max(1, int(round(c * self.width))) for c in self.channels]
+
+  @nn.compact
+  def __call__(self, x, train: bool = False, return_blocks: bool = False):
+    if x.ndim == 3:
+      x = x[..., None]
+    feats = []
+    for i, c in enumerate(self.block_channels()):
+      x = ConvBlock(c, self.norm, self.axis_name, name=f"block{i}")(x, train)
+      feats.append(x)
+    x = jnp.max(x, axis=(1, 2))                       # global max-pool
+    x = nn.Dense(self.embedding_dim, name="embedding")(x)
+    return (x, feats) if return_blocks else x
+
+
+def count_params(params) -> int:
+  return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
+
+
+def forward_flops(encoder: Encoder, variables, slice_shape: tuple[int, int]) -> float:
+  """Forward FLOPs per slice by XLA's cost analysis (batch 1, inference mode)."""
+  x = jax.ShapeDtypeStruct((1, *slice_shape, 1), jnp.float32)
+  fn = jax.jit(lambda v, x: encoder.apply(v, x, train=False))
+  cost = fn.lower(variables, x).compile().cost_analysis()
+  if isinstance(cost, (list, tuple)):  # older jax returned one dict per device
+    cost = cost[0]
+  return float(cost.get("flops", float("nan")))
+
+
+def describe(encoder: Encoder, variables, slice_shape: tuple[int, int]) -> dict:
+  """Parameters and FLOPs of the encoder alone, as stored in checkpoint metadata."""
+  return {"encoder_params": count_params(variables["params"]),
+          "encoder_flops_per_slice": forward_flops(encoder, variables, slice_shape),
+          "width": encoder.width, "embedding_dim": encoder.embedding_dim,
+          "block_channels": encoder.block_channels(), "norm": encoder.norm}

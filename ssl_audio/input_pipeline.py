@@ -1,0 +1,167 @@
+"""Manifests -> Grain datasets of task examples, batched on the host.
+
+Per example (in worker processes when ``data.num_workers`` > 0): pick a random
+window of ``task.clip_samples`` inside the file (or its [start, end] segment),
+decode only that window (soundfile), down-mix, resample (soxr), then let the task
+cut its slices and targets. Raw audio travels as int16; the log-mel runs on the
+accelerator inside the step.
+
+Bad input never stops a run: a file that fails to decode, is empty, silent,
+non-finite or too short becomes a marker that the host-side batcher skips,
+counts and names once in a warning. Only when every file of the manifest has
+failed does the run stop, with an error that says so.
+
+The iterator state (Grain's, plus the skip counters) is a small JSON dict saved
+in every checkpoint, so a resumed run sees exactly the batches the uninterrupted
+run would have seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterator
+
+import grain
+import jax
+import numpy as np
+import soundfile as sf
+from absl import logging
+
+from ssl_audio import audio as audio_lib
+from ssl_audio.manifest import Manifest
+from ssl_audio.tasks.base import Task, to_int16
+
+BAD = "_bad"
+
+
+class AllFilesBad(RuntimeError):
+  pass
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleMaker:
+  """Row index + rng -> task example (or a bad-file marker). Runs in the workers."""
+  paths: tuple[str, ...]
+  segments: tuple[tuple[float | None, float | None], ...]
+  labels: tuple[int, ...] | None
+  task: Task
+  sample_rate: int
+
+  def window(self, i: int, rng: np.random.Generator) -> tuple[float | None, float | None]:
+    """A random window of task.clip_samples inside row i, in the file's seconds."""
+    start, end = self.segments[i]
+    info = sf.info(self.paths[i])
+    file_dur = info.frames / info.samplerate
+    start = 0.0 if start is None else min(start, file_dur)
+    end = file_dur if end is None else min(end, file_dur)
+    want = self.task.clip_samples / self.sample_rate
+    if end - start > want:
+      # Quantise the offset to whole source samples, so decoding is exact.
+      n_opts = int((end - start - want) * info.samplerate)
+      start += int(rng.integers(0, n_opts + 1)) / info.samplerate
+      end = start + want
+    return start, end
+
+  def __call__(self, i: int, rng: np.random.Generator) -> dict[str, Any]:
+    path = self.paths[i]
+    try:
+      start, end = self.window(i, rng)
+      clip = audio_lib.load_audio(path, self.sample_rate, start, end,
+                                  min_samples=self.task.min_samples)
+      clip = clip[:self.task.clip_samples]
+      ex = self.task.sample(clip, rng)
+    except (audio_lib.BadAudio, sf.LibsndfileError, RuntimeError, ValueError, OSError) as e:
+      return {BAD: path, "reason": str(e) or type(e).__name__}
+    ex["audio"] = to_int16(ex["audio"])
+    if self.labels is not None:
+      ex["label"] = np.int32(self.labels[i])
+    return ex
+
+
+class Batcher:
+  """Pulls examples from a Grain iterator, skips bad ones, stacks batches.
+
+  ``get_state()`` after a batch is the state to resume from to see the next batch.
+  """
+
+  def __init__(self, it: grain.DatasetIterator, batch_size: int, num_rows: int):
+    self._it = it
+    self.batch_size = batch_size
+    self.num_rows = num_rows
+    self.skipped = 0
+    self.good = 0
+    self._consecutive_bad = 0
+    self._warned: set[str] = set()
+
+  def __iter__(self):
+    return self
+
+  def _next_example(self) -> dict[str, Any]:
+    while True:
+      ex = next(self._it)
+      if BAD not in ex:
+        self.good += 1
+        self._consecutive_bad = 0
+        return ex
+      self.skipped += 1
+      self._consecutive_bad += 1
+      if ex[BAD] not in self._warned:
+        self._warned.add(ex[BAD])
+        logging.warning("skipping audio %s: %s", ex[BAD], ex["reason"])
+      if self._consecutive_bad >= max(2 * self.num_rows, 64) or (
+          self.good == 0 and len(self._warned) >= self.num_rows):
+        raise AllFilesBad(
+            f"no usable audio: {self.skipped} examples skipped in a row over {len(self._warned)} "
+            f"files (last: {ex[BAD]}: {ex['reason']}). Check data.pretrain / data.train and "
+            "the task's minimum clip length")
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    exs = [self._next_example() for _ in range(self.batch_size)]
+    return {k: np.stack([e[k] for e in exs]) for k in exs[0]}
+
+  def get_state(self) -> dict:
+    return {"grain": self._it.get_state(), "skipped": self.skipped, "good": self.good}
+
+  def set_state(self, state: dict) -> None:
+    self._it.set_state(state["grain"])
+    self.skipped, self.good = state["skipped"], state["good"]
+
+
+def label_index(manifest: Manifest, classes: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+  classes = classes or manifest.labels()
+  lookup = {c: k for k, c in enumerate(classes)}
+  labels = manifest.column("label")
+  missing = sorted(set(labels) - set(lookup))
+  if missing:
+    raise ValueError(f"{manifest.name}: labels {missing[:5]} not in the class list")
+  return classes, np.array([lookup[l] for l in labels], np.int32)
+
+
+def make_train_iterator(manifest: Manifest, task: Task, batch_size: int, seed: int,
+                        num_workers: int = 0, classes: list[str] | None = None,
+                        sample_rate: int = 16000) -> Batcher:
+  """Infinite, shuffled, host-sharded iterator of batches of ``batch_size`` (per host)."""
+  if len(manifest) == 0:
+    raise ValueError(f"{manifest.name}: no rows")
+  labels = None
+  if task.needs_labels:
+    _, labels = label_index(manifest, classes)
+  maker = ExampleMaker(
+      paths=tuple(manifest.path(i) for i in range(len(manifest))),
+      segments=tuple(manifest.segment(i) for i in range(len(manifest))),
+      labels=None if labels is None else tuple(int(l) for l in labels),
+      task=task, sample_rate=sample_rate)
+  rows = np.arange(len(manifest))[jax.process_index()::jax.process_count()]
+  if len(rows) == 0:
+    raise ValueError(f"{manifest.name}: {len(manifest)} rows cannot be shared by "
+                     f"{jax.process_count()} hosts")
+  ds = (grain.MapDataset.source(rows.tolist())
+        .shuffle(seed=seed)
+        .repeat(None)
+        .random_map(maker, seed=seed + 1))
+  it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=0 if num_workers else 2,
+                                               prefetch_buffer_size=0 if num_workers else 2 * batch_size))
+  if num_workers > 0:
+    it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers,
+                                                           per_worker_buffer_size=batch_size))
+  return Batcher(iter(it_ds), batch_size, len(rows))

@@ -1,0 +1,42 @@
+"""One writer for metrics: JSON lines (always) and TensorBoard (when available)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+from absl import logging
+
+
+class MetricWriter:
+  def __init__(self, workdir: str, enabled: bool = True):
+    self.enabled = enabled
+    self._jsonl = None
+    self._tb = None
+    if not enabled:
+      return
+    os.makedirs(workdir, exist_ok=True)
+    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", buffering=1)
+    try:
+      from tensorboardX import SummaryWriter
+      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    except ImportError:  # optional: JSON lines are the record of truth
+      logging.info("tensorboardX not installed; writing metrics.jsonl only")
+
+  def write(self, step: int, metrics: dict[str, float]) -> None:
+    if not self.enabled:
+      return
+    clean = {k: (float(v) if isinstance(v, (int, float)) and math.isfinite(float(v)) else
+                 (None if isinstance(v, float) else v)) for k, v in metrics.items()}
+    self._jsonl.write(json.dumps({"step": int(step), **clean}) + "\n")
+    if self._tb is not None:
+      for k, v in clean.items():
+        if isinstance(v, float):
+          self._tb.add_scalar(k, v, step)
+
+  def close(self) -> None:
+    if self._jsonl:
+      self._jsonl.close()
+    if self._tb:
+      self._tb.close()

@@ -1,0 +1,136 @@
+"""The Task protocol: a pretext task is a sampler, a model (encoder + head) and a loss.
+
+The trainer only ever calls these methods; it never branches on a task's name.
+
+* ``sample(clip, rng)`` runs on the host in the input workers: it cuts raw-audio
+  windows out of one decoded clip and computes the targets (cheap numpy).
+* ``model()`` returns a linen module whose ``__call__(batch, train)`` maps the
+  batch to outputs. It owns the front-end (log-mel runs on the accelerator) and
+  keeps the encoder's parameters under the key ``encoder`` so every checkpoint
+  loads the same way.
+* ``loss(outputs, batch)`` returns (scalar loss, metrics). It runs per device
+  under ``shard_map``; the trainer averages loss, gradients and metrics with
+  ``lax.pmean``. A ``baseline_loss`` metric (the loss of a trivial predictor on
+  the same batch) makes every curve readable on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ssl_audio import frontend as fe
+from ssl_audio.encoder import Encoder
+from ssl_audio.parallel import DATA_AXIS
+
+
+class Task:
+  name: ClassVar[str] = ""
+  needs_labels: ClassVar[bool] = False   # the pipeline adds an int32 "label" per example
+
+  def __init__(self, config: ml_collections.ConfigDict, frontend: fe.FrontendConfig):
+    self.config = config
+    self.frontend = frontend
+
+  @classmethod
+  def validate_config(cls, config: ml_collections.ConfigDict) -> None:
+    """Raises ValueError("config.task.KEY: ...") for a bad task setting."""
+
+  # --- host side -------------------------------------------------------------
+  @property
+  def clip_samples(self) -> int:
+    """Samples the pipeline loads per example (a random window of the file)."""
+    raise NotImplementedError
+
+  @property
+  def min_samples(self) -> int:
+    """Shortest clip the sampler can use; shorter files are skipped and counted."""
+    raise NotImplementedError
+
+  def sample(self, clip: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One example from one clip: at least ``audio`` [n_windows, samples] float32."""
+    raise NotImplementedError
+
+  def example_batch(self, batch_size: int, num_classes: int = 2) -> dict[str, np.ndarray]:
+    """A batch with the right shapes and dtypes (for init and compilation)."""
+    rng = np.random.default_rng(0)
+    clip = rng.standard_normal(self.clip_samples).astype(np.float32) * 0.1
+    ex = self.sample(clip, rng)
+    batch = {k: np.stack([v] * batch_size) for k, v in ex.items()}
+    batch["audio"] = to_int16(batch["audio"])
+    if self.needs_labels:
+      batch["label"] = np.arange(batch_size, dtype=np.int32) % num_classes
+    return batch
+
+  # --- accelerator side ------------------------------------------------------
+  def model(self, num_classes: int | None = None) -> nn.Module:
+    raise NotImplementedError
+
+  def loss(self, outputs: Any, batch: dict[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
+    raise NotImplementedError
+
+  # --- helpers shared by tasks -------------------------------------------------
+  def make_encoder(self) -> Encoder:
+    enc = self.config.encoder
+    return Encoder(width=enc.width, embedding_dim=enc.embedding_dim, norm=enc.norm,
+                   axis_name=DATA_AXIS, name="encoder")
+
+
+def to_int16(audio: np.ndarray) -> np.ndarray:
+  """float audio in [-1, 1] -> int16, the host-to-device transport format."""
+  return (np.clip(audio, -1.0, 32767 / 32768) * 32768).astype(np.int16)
+
+
+def random_starts(rng: np.random.Generator, clip_len: int, window: int, n: int) -> np.ndarray:
+  """n independent uniform start offsets of a window inside a clip."""
+  return rng.integers(0, clip_len - window + 1, size=n)
+
+
+def embed_windows(encoder: Encoder, audio: jax.Array, frontend: fe.FrontendConfig,
+                  train: bool) -> jax.Array:
+  """Raw windows [B, n, samples] -> embeddings [B, n, D] (one log-mel slice per window)."""
+  b, n, s = audio.shape
+  mel = fe.log_mel(audio.reshape(b * n, s), frontend)        # [B*n, frames, mels]
+  return encoder(mel, train=train).reshape(b, n, -1)
+
+
+class SliceDecoder(nn.Module):
+  """Embedding -> a [frames, mels] log-mel slice; mirrors the encoder's blocks.
+
+  Dense to a small feature map, then blocks of nearest-neighbour 2x upsampling,
+  Conv(3x1) and Conv(1x3) with ReLU, channels decreasing, and a 1x1 conv to one
+  channel. Shared by Audio2Vec (CBoW and skip-gram) and the AutoEncoder.
+  """
+  frames: int = 96
+  mels: int = 64
+  width: float = 1.0
+  channels: tuple[int, ...] = (128, 64, 32, 16, 8)
+  outputs: int = 1   # number of slices decoded at once (skip-gram: one per context position)
+
+  @nn.compact
+  def __call__(self, z):
+    n_up = len(self.channels)
+    h0, w0 = -(-self.frames // 2 ** n_up), -(-self.mels // 2 ** n_up)
+    c0 = max(1, int(round(self.channels[0] * self.width)))
+    x = nn.Dense(h0 * w0 * c0, name="project")(z).reshape(z.shape[0], h0, w0, c0)
+    x = nn.relu(x)
+    for i, c in enumerate(self.channels):
+      c = max(1, int(round(c * self.width)))
+      x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+      x = nn.relu(nn.Conv(c, (3, 1), padding="SAME", name=f"up{i}_time")(x))
+      x = nn.relu(nn.Conv(c, (1, 3), padding="SAME", name=f"up{i}_freq")(x))
+    x = nn.Conv(self.outputs, (1, 1), name="out")(x)
+    return x[:, :self.frames, :self.mels, :]                   # [B, frames, mels, outputs]
+
+
+def mse_with_baseline(pred: jax.Array, target: jax.Array) -> tuple[jax.Array, dict]:
+  """MSE, and the MSE of predicting the batch-mean slice (the trivial baseline)."""
+  loss = jnp.mean((pred - target) ** 2)
+  mean_slice = jax.lax.pmean(jnp.mean(target, axis=0, keepdims=True), DATA_AXIS)
+  baseline = jnp.mean((mean_slice - target) ** 2)
+  return loss, {"mse": loss, "baseline_loss": baseline}
