@@ -71,14 +71,14 @@ def candidate_stems(ytid: str, start: str, end: str) -> list[str]:
 
 
 class ClipIndex:
-  """Audio files below a folder, looked up by exact stem, then by the 11-char YTID prefix."""
+  """Audio files below a folder, indexed by their 11-char YTID prefix (after an optional 'Y')."""
 
-  def __init__(self, root: Path, skip: set[Path] = frozenset()):
-    self.by_stem: dict[str, Path] = {}
+  def __init__(self, root: Path):
     self.by_ytid: dict[str, list[Path]] = {}
+    self.count = 0
     for p in walk_files(root):
       stem = p.stem
-      self.by_stem.setdefault(stem, p)
+      self.count += 1
       keys = {stem[:YTID_LEN]}
       if stem.startswith("Y") and len(stem) > YTID_LEN:
         keys.add(stem[1:1 + YTID_LEN])
@@ -87,17 +87,19 @@ class ClipIndex:
           self.by_ytid.setdefault(k, []).append(p)
 
   def __len__(self):
-    return len(self.by_stem)
+    return self.count
 
   def find(self, ytid: str, start: str, end: str) -> Path | None:
+    hits = self.by_ytid.get(ytid)
+    if not hits:
+      return None
+    by_stem = {p.stem: p for p in hits}
     for s in candidate_stems(ytid, start, end):
-      if s in self.by_stem:
-        return self.by_stem[s]
-    hits = self.by_ytid.get(ytid, [])
-    hits = [p for p in hits if p.stem in (ytid, "Y" + ytid) or
-            p.stem[len(ytid):len(ytid) + 1] in ("_", "-") or
-            p.stem[len(ytid) + 1:len(ytid) + 2] in ("_", "-")]
-    return hits[0] if len(hits) == 1 else None
+      if s in by_stem:
+        return by_stem[s]
+    # other <YTID><sep>... names: accept only an unambiguous one
+    ok = [p for p in hits if p.stem.startswith((ytid + "_", ytid + "-", "Y" + ytid + "_", "Y" + ytid + "-"))]
+    return ok[0] if len(ok) == 1 else None
 
 
 def adapt(root: Path, report: Report | None = None, subset: str | None = None,
@@ -122,6 +124,8 @@ def adapt(root: Path, report: Report | None = None, subset: str | None = None,
   else:
     report.note("class_labels_indices.csv not found: labels are the raw MIDs")
   index = ClipIndex(Path(audio_dir) if audio_dir else root)
+  if not len(index):
+    report.note(f"no audio files under {audio_dir or root}")
   rows: list[dict] = []
   found_any = False
   for sub in wanted:

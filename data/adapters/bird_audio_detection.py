@@ -4,7 +4,7 @@ Layout (below root, any depth up to 3 for the CSVs; wavs searched recursively)::
 
   ff1010bird_metadata_2018.csv            + ff1010bird_wav/wav/<itemid>.wav
   warblrb10k_public_metadata_2018.csv     + warblrb10k_public_wav/wav/<itemid>.wav
-  BirdVox-DCASE-20k_csvpublic.csv         + BirdVox-DCASE-20k/wav/<itemid>.wav
+  BirdVoxDCASE20k_csvpublic.csv           + BirdVox-DCASE-20k/wav/<itemid>.wav
 
 Any CSV whose header has ``itemid`` and ``hasbird`` is used (columns itemid,datasetid,hasbird).
 Label = hasbird (``0``/``1``); source = datasetid; no speaker. When the same itemid exists in several

@@ -47,13 +47,14 @@ class Report:
     self.notes.append(msg)
 
   def summary(self, rows: Sequence[dict]) -> str:
-    """One line: rows per split, label count, missing and unreadable counts."""
+    """One line: rows per split, label count (';'-separated multi-labels counted apart), missing and
+    unreadable counts."""
     splits: dict[str, int] = {}
     for r in rows:
       s = r.get("split") or "-"
       splits[s] = splits.get(s, 0) + 1
     order = [s for s in ("train", "valid", "test", "-") if s in splits]
-    labels = {r.get("label") for r in rows} - {None, ""}
+    labels = {lab for r in rows for lab in str(r.get("label") or "").split(";")} - {""}
     parts = ", ".join(f"{s} {splits[s]}" for s in order)
     return (f"{self.dataset}: {len(rows)} rows ({parts or 'none'}), {len(labels)} labels; "
             f"missing {self.missing}, unreadable {self.unreadable}")
