@@ -222,10 +222,37 @@ def ensure_split(m: Manifest) -> Manifest:
   return Manifest(cols, m.base_dir, m.name)
 
 
+def concatenate(manifests: Sequence[Manifest], names: Sequence[str]) -> Manifest:
+  """Several manifests as one, with a ``dataset`` column; labels become ``NAME/label``.
+
+  Paths are made absolute, so rows keep resolving after the merge.
+  """
+  columns = sorted({c for m in manifests for c in m.columns} | {"dataset"})
+  out: dict[str, list] = {c: [] for c in columns}
+  for m, n in zip(manifests, names):
+    for c in columns:
+      if c == "path":
+        out[c].extend(m.path(i) for i in range(len(m)))
+      elif c == "dataset":
+        out[c].extend([n] * len(m))
+      elif c == "label" and c in m.columns:
+        out[c].extend(f"{n}/{v}" if v != "" else "" for v in m.columns[c])
+      else:
+        out[c].extend(m.columns[c] if c in m.columns else [""] * len(m))
+  return Manifest({c: np.array(v, dtype=object) for c, v in out.items()}, Path("/"),
+                  ",".join(names))
+
+
 def resolve(name: str) -> Manifest:
-  """Turns a data-source name (see module doc) into a Manifest."""
+  """Turns a data-source name (see module doc) into a Manifest.
+
+  A comma-separated list of names gives their concatenation (see ``concatenate``).
+  """
   if not isinstance(name, str) or not name:
     raise ManifestError(f"empty data source name: {name!r}")
+  if "," in name:
+    names = [n.strip() for n in name.split(",") if n.strip()]
+    return concatenate([resolve(n) for n in names], names)
   if name.startswith("suite:"):
     from data import suite  # the builder lives outside the library package
     return read_manifest(suite.manifest_path(name.split(":", 1)[1], build=True))
