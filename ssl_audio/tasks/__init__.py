@@ -30,3 +30,8 @@ def make_task(config, frontend) -> Task:
 
 # Importing a task module registers it.
 from ssl_audio.tasks import temporal_gap  # noqa: E402,F401
+from ssl_audio.tasks import audio2vec  # noqa: E402,F401
+from ssl_audio.tasks import autoencoder  # noqa: E402,F401
+from ssl_audio.tasks import triplet  # noqa: E402,F401
+from ssl_audio.tasks import supervised  # noqa: E402,F401
+from ssl_audio.tasks import multihead  # noqa: E402,F401

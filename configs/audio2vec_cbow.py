@@ -1,0 +1,26 @@
+r"""Audio2Vec-CBoW pretraining: rebuild the middle log-mel slice from 2 + 2 context slices.
+
+Command:
+  python main.py --config=configs/audio2vec_cbow.py --workdir=runs/cbow
+
+Result: RESULT_PLACEHOLDER
+
+Paper-silent choices made here (paper.md §4, §9), all overridable:
+  task.context         2      2 past + 2 future slices of 96 frames (5-slice block, 4.8 s)
+  task.gap_frames      0      no frames skipped between consecutive slices
+  task.aggregation     mean   element-wise mean of the 4 context embeddings ("concat": in order)
+  task.window_seconds  10     the block sits at a uniformly random offset in a 10-s window
+  decoder                     SliceDecoder (Dense -> mirrored upsampling blocks), MSE on log-mel
+"""
+
+from configs import default
+
+
+def get_config():
+  c = default.get_config()
+  c.task.name = "audio2vec_cbow"
+  c.task.context = 2
+  c.task.gap_frames = 0
+  c.task.aggregation = "mean"
+  c.task.window_seconds = 10.0
+  return c

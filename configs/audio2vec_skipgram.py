@@ -1,0 +1,25 @@
+r"""Audio2Vec skip-gram pretraining: rebuild the 2 + 2 context slices from the middle slice.
+
+Command:
+  python main.py --config=configs/audio2vec_skipgram.py --workdir=runs/sg
+
+Result: RESULT_PLACEHOLDER
+
+Paper-silent choices made here (paper.md §4, §9), all overridable:
+  task.context         2      2 past + 2 future target slices of 96 frames (5-slice block)
+  task.gap_frames      0      no frames skipped between consecutive slices
+  task.window_seconds  10     the block sits at a uniformly random offset in a 10-s window
+  decoder                     ONE SliceDecoder with 4 output channels (one per context
+                              position, past to future), no position conditioning; MSE
+"""
+
+from configs import default
+
+
+def get_config():
+  c = default.get_config()
+  c.task.name = "audio2vec_skipgram"
+  c.task.context = 2
+  c.task.gap_frames = 0
+  c.task.window_seconds = 10.0
+  return c

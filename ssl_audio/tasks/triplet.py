@@ -1,0 +1,153 @@
+"""Triplet loss on temporal proximity (Jansen et al. 2018, arXiv:1711.02209 style).
+
+paper.md §4 ([U, low] for [A]): anchor and positive are two slices of one clip
+close in time; negatives are slices of other clips; hinge loss with a margin.
+Choices the paper leaves open, all config keys:
+
+* ``task.window_seconds`` (10): the window of the clip the pipeline loads. The
+  anchor starts uniformly inside it; the positive starts uniformly within
+  ``task.max_positive_seconds`` (1.0) of the anchor (clamped to the window).
+* distances are SQUARED Euclidean distances between L2-normalised embeddings
+  (so in [0, 4]); ``task.margin`` (0.1) is on that scale.
+* negatives: every anchor and positive of every OTHER example of the GLOBAL batch
+  (2 (B - 1) candidates). Examples are assumed to come from different clips: the
+  sampler sees one clip at a time and cannot tell two windows of the same file
+  apart, which only happens when the batch is large next to the data set.
+* mining (FaceNet's semi-hard): per anchor, the closest negative that is farther
+  than the positive (d_ap < d_an; it is "semi-hard" when also d_an < d_ap + margin,
+  otherwise its hinge is 0). When no negative is farther than the positive, fall
+  back to ``task.fallback``: "hardest" (closest negative, default) or "easiest"
+  (farthest negative, TF-Addons' choice, which is gentler against collapse).
+  Loss = mean over anchors of max(0, d_ap - d_an + margin).
+* ``baseline_loss`` = margin: the loss when every embedding is the same (all
+  distances 0), the trivial solution the hinge must beat.
+
+Negatives across devices: the loss runs per device under ``shard_map``, so each
+device sees only its B / N examples. It gathers every device's anchors and
+positives with ``jax.lax.all_gather(emb, DATA_AXIS, tiled=True)`` (device order =
+global batch order), so each local anchor mines from exactly the same 2 (B - 1)
+candidates as on one device; its own example is masked by its GLOBAL index
+(``axis_index * B/N + i``). The per-device mean over B/N anchors, pmean'd by the
+trainer, is the global mean. The gradient flows back through the gather (its
+transpose, a reduce-scatter, sums every device's cotangent for the local
+embeddings), so after the trainer's pmean the update equals one device's.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ssl_audio import frontend as fe
+from ssl_audio import tasks
+from ssl_audio.parallel import DATA_AXIS
+from ssl_audio.tasks.base import Task, embed_windows
+
+
+class TripletModel(nn.Module):
+  task: "Triplet"
+
+  @nn.compact
+  def __call__(self, batch, train: bool = False):
+    return embed_windows(self.task.make_encoder(), batch["audio"], self.task.frontend, train)
+
+
+def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+  return x * jax.lax.rsqrt(jnp.sum(x * x, axis=-1, keepdims=True) + eps)
+
+
+def triplet_semihard(anchor: jax.Array, positive: jax.Array, cand: jax.Array,
+                     cand_example: jax.Array, anchor_example: jax.Array, margin: float,
+                     fallback: str = "hardest") -> tuple[jax.Array, dict]:
+  """Semi-hard triplet loss of anchors [n, D] against candidates [m, D] (normalised).
+
+  ``cand_example`` [m] and ``anchor_example`` [n] are example ids: a candidate is a
+  negative of an anchor when their ids differ.
+  """
+  d_ap = jnp.sum((anchor - positive) ** 2, axis=-1)                          # [n]
+  d_an = jnp.sum((anchor[:, None, :] - cand[None, :, :]) ** 2, axis=-1)      # [n, m]
+  neg = cand_example[None, :] != anchor_example[:, None]
+  big = jnp.float32(1e9)
+  farther = neg & (d_an > d_ap[:, None])
+  d_semi = jnp.min(jnp.where(farther, d_an, big), axis=1)
+  hardest = jnp.min(jnp.where(neg, d_an, big), axis=1)
+  easiest = jnp.max(jnp.where(neg, d_an, -big), axis=1)
+  d_fall = hardest if fallback == "hardest" else easiest
+  d_neg = jnp.where(jnp.any(farther, axis=1), d_semi, d_fall)
+  has_neg = jnp.any(neg, axis=1)
+  per = jnp.where(has_neg, jax.nn.relu(d_ap - d_neg + margin), 0.0)
+  metrics = {
+      "d_ap": jnp.mean(d_ap),
+      "d_an": jnp.mean(jnp.where(has_neg, d_neg, 0.0)),
+      "active_fraction": jnp.mean((per > 0).astype(jnp.float32)),
+      # top-1 retrieval: the positive is closer than every negative
+      "triplet_accuracy": jnp.mean((d_ap < hardest).astype(jnp.float32)),
+  }
+  return jnp.mean(per), metrics
+
+
+@tasks.register
+class Triplet(Task):
+  name = "triplet"
+
+  @classmethod
+  def validate_config(cls, config):
+    t = config.task
+    f = fe.FrontendConfig.from_dict(config.frontend)
+    slice_s = f.slice_samples / f.sample_rate
+    if not t.window_seconds > slice_s * 1.05:
+      raise ValueError(f"config.task.window_seconds: {t.window_seconds} must exceed one slice "
+                       f"({slice_s:.3f} s) by at least 5%")
+    if not t.max_positive_seconds > 0:
+      raise ValueError(f"config.task.max_positive_seconds: must be > 0, got {t.max_positive_seconds}")
+    if not t.margin > 0:
+      raise ValueError(f"config.task.margin: must be > 0, got {t.margin}")
+    if t.fallback not in ("hardest", "easiest"):
+      raise ValueError(f"config.task.fallback: {t.fallback!r} is not 'hardest' or 'easiest'")
+    if config.batch_size < 2:
+      raise ValueError("config.batch_size: the triplet loss needs >= 2 examples (negatives "
+                       f"come from other examples), got {config.batch_size}")
+
+  @property
+  def clip_samples(self) -> int:
+    return int(round(self.config.task.window_seconds * self.frontend.sample_rate))
+
+  @property
+  def min_samples(self) -> int:
+    return self.frontend.slice_samples + self.frontend.hop_length
+
+  @property
+  def max_shift(self) -> int:
+    return int(round(self.config.task.max_positive_seconds * self.frontend.sample_rate))
+
+  def sample(self, clip, rng):
+    """audio [2, samples]: anchor, then a positive starting within max_positive of it."""
+    s = self.frontend.slice_samples
+    last = len(clip) - s
+    if last < 0:
+      raise ValueError(f"clip of {len(clip)} samples is shorter than one slice ({s})")
+    a = int(rng.integers(0, last + 1))
+    lo, hi = max(0, a - self.max_shift), min(last, a + self.max_shift)
+    p = int(rng.integers(lo, hi + 1))
+    return {"audio": np.stack([clip[a:a + s], clip[p:p + s]]).astype(np.float32)}
+
+  def model(self, num_classes=None):
+    return TripletModel(self)
+
+  def loss(self, outputs, batch):
+    emb = l2_normalize(outputs.astype(jnp.float32))               # [b, 2, D]
+    anchor, positive = emb[:, 0], emb[:, 1]
+    b = anchor.shape[0]
+    g_anchor = jax.lax.all_gather(anchor, DATA_AXIS, tiled=True)   # [B, D], device order
+    g_pos = jax.lax.all_gather(positive, DATA_AXIS, tiled=True)
+    n_global = g_anchor.shape[0]
+    cand = jnp.concatenate([g_anchor, g_pos], axis=0)              # [2B, D]
+    cand_example = jnp.concatenate([jnp.arange(n_global)] * 2)
+    anchor_example = jax.lax.axis_index(DATA_AXIS) * b + jnp.arange(b)
+    t = self.config.task
+    loss, metrics = triplet_semihard(anchor, positive, cand, cand_example, anchor_example,
+                                     t.margin, t.fallback)
+    metrics["baseline_loss"] = jnp.asarray(t.margin, jnp.float32)
+    return loss, metrics
