@@ -1,0 +1,393 @@
+"""Linear probe and partial fine-tuning on a labelled task.
+
+Linear probe (paper.md §6, COLA's procedure): a softmax classifier on standardised
+slice embeddings (mean/std of the train slices), trained with optax Adam on random
+slices (minibatches drawn with replacement, cosine-decayed learning rate). At test
+time every clip is cut into non-overlapping slices and the slice *logits* are
+averaged over the clip before the argmax. Learning rate and weight decay (an L2
+penalty on the weights) are picked per seed on the valid split's clip accuracy;
+without a valid split, on a held-out part of train that shares no speaker (else
+source, else file) with the rest. The whole grid and all seeds train at once
+(``vmap``, one jit). Seeds change the initialisation and the minibatch order.
+
+Reported: clip-level accuracy and balanced accuracy (mean per-class recall) on
+test, per seed, with their mean and a 95 % t-interval over seeds.
+
+Fine-tuning (``finetune``): the last k encoder blocks (plus the embedding Dense)
+and a linear head train on random slices of the train clips; k = 0 is the
+linear probe, ``all`` the whole encoder. BatchNorm keeps its running statistics
+(inference mode); its scale and offset train in the trainable blocks. The
+fraction of the encoder's forward FLOPs that trains is measured by XLA's cost
+analysis of each block on its own input shape (``block_flops``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from ssl_audio import manifest as manifest_lib
+
+DEFAULT_LRS = (1e-3, 3e-3, 1e-2)
+DEFAULT_WDS = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
+
+
+# ============================================================================ data
+
+@dataclasses.dataclass
+class Split:
+  x: np.ndarray        # [n_slices, D]
+  clip: np.ndarray     # [n_slices] int32 in [0, n_clips)
+  y: np.ndarray        # [n_clips] int32 class index
+
+  @property
+  def y_slice(self) -> np.ndarray:
+    return self.y[self.clip]
+
+  @property
+  def n_clips(self) -> int:
+    return len(self.y)
+
+
+def _take(emb, clip, labels_idx, clip_mask) -> Split:
+  keep_clips = np.flatnonzero(clip_mask)
+  remap = -np.ones(len(clip_mask), np.int64)
+  remap[keep_clips] = np.arange(len(keep_clips))
+  sl = clip_mask[clip]
+  return Split(x=emb[sl], clip=remap[clip[sl]].astype(np.int32), y=labels_idx[keep_clips].astype(np.int32))
+
+
+def make_splits(e, holdout_fraction: float = 0.15) -> tuple[dict[str, Split], list[str], str]:
+  """(train/valid/test Splits, class names, how valid was made) from ``Embedded``.
+
+  Classes are those of the train clips; valid/test clips of other classes are dropped.
+  """
+  classes = sorted(set(e.labels[e.splits == "train"]))
+  index = {c: i for i, c in enumerate(classes)}
+  known = np.array([l in index for l in e.labels])
+  y = np.array([index.get(l, -1) for l in e.labels])
+  train_mask = (e.splits == "train")
+  valid_mask = (e.splits == "valid") & known
+  how = "valid split"
+  if not valid_mask.any():
+    # Held out by group: no speaker / source / file in both parts.
+    groups = e.groups[train_mask]
+    part = manifest_lib.hash_split(groups, (("train", 1 - holdout_fraction), ("valid", holdout_fraction)))
+    how = "held-out group-disjoint part of train"
+    if not (part == "valid").any() or not (part == "train").any():
+      part = manifest_lib.hash_split(e.paths[train_mask], (("train", 1 - holdout_fraction),
+                                                           ("valid", holdout_fraction)))
+      how = "held-out files of train"
+    if not (part == "valid").any() or not (part == "train").any():
+      part = np.array(["train"] * len(groups), object)
+      how = "train itself (too few clips to hold any out)"
+    idx = np.flatnonzero(train_mask)
+    valid_mask = np.zeros_like(train_mask)
+    valid_mask[idx[part == "valid"]] = True
+    train_mask = train_mask.copy()
+    train_mask[idx[part == "valid"]] = False
+    if how.startswith("train itself"):
+      valid_mask = train_mask.copy()
+  test_mask = (e.splits == "test") & known
+  splits = {"train": _take(e.emb, e.clip, y, train_mask), "valid": _take(e.emb, e.clip, y, valid_mask),
+            "test": _take(e.emb, e.clip, y, test_mask)}
+  return splits, classes, how
+
+
+def standardise(splits: dict[str, Split]) -> dict[str, Split]:
+  mu = splits["train"].x.mean(0, keepdims=True)
+  sd = splits["train"].x.std(0, keepdims=True) + 1e-6
+  return {k: dataclasses.replace(s, x=((s.x - mu) / sd).astype(np.float32)) for k, s in splits.items()}
+
+
+# ============================================================================ metrics
+
+def clip_logits(slice_logits: np.ndarray, clip: np.ndarray, n_clips: int) -> np.ndarray:
+  """Mean of slice logits over each clip: [..., n_slices, C] -> [..., n_clips, C]."""
+  slice_logits = np.asarray(slice_logits)
+  onehot = np.zeros((n_clips, len(clip)), np.float32)
+  onehot[clip, np.arange(len(clip))] = 1.0
+  counts = np.maximum(onehot.sum(1, keepdims=True), 1.0)
+  return np.einsum("cs,...sk->...ck", onehot / counts, slice_logits)
+
+
+def accuracy(pred: np.ndarray, y: np.ndarray) -> float:
+  return float(np.mean(pred == y)) if len(y) else float("nan")
+
+
+def balanced_accuracy(pred: np.ndarray, y: np.ndarray) -> float:
+  """Mean recall over the classes present in y."""
+  if not len(y):
+    return float("nan")
+  return float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+  """(mean, low, high): Student-t interval of the mean over seeds (a point for one seed)."""
+  v = np.asarray([x for x in values if np.isfinite(x)], np.float64)
+  if len(v) == 0:
+    return float("nan"), float("nan"), float("nan")
+  m = float(v.mean())
+  if len(v) < 2:
+    return m, m, m
+  from scipy import stats
+  h = float(stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+  return m, m - h, m + h
+
+
+def summarise(per_seed: list[dict], keys=("accuracy", "balanced_accuracy")) -> dict:
+  out = {}
+  for k in keys:
+    m, lo, hi = t_interval([r[k] for r in per_seed])
+    out[k] = {"mean": m, "low": lo, "high": hi, "half_width": (hi - lo) / 2}
+  return out
+
+
+# ============================================================================ linear probe
+
+@functools.partial(jax.jit, static_argnames=("n_classes", "steps", "batch"))
+def _fit_grid(x, y, lrs, wds, keys, n_classes: int, steps: int, batch: int):
+  """Trains one linear classifier per (lr, wd, key) member: returns W [G, D, C], b [G, C]."""
+  n, d = x.shape
+  tx = optax.adam(1.0)
+
+  def fit_one(lr, wd, key):
+    k_init, k_steps = jax.random.split(key)
+    params = {"w": 0.01 * jax.random.normal(k_init, (d, n_classes)), "b": jnp.zeros((n_classes,))}
+    opt = tx.init(params)
+
+    def loss_fn(p, xb, yb):
+      logits = xb @ p["w"] + p["b"]
+      ce = optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+      return ce + wd * jnp.sum(p["w"] ** 2)
+
+    def step(carry, inp):
+      p, o = carry
+      t, k = inp
+      idx = jax.random.randint(k, (batch,), 0, n)
+      g = jax.grad(loss_fn)(p, x[idx], y[idx])
+      upd, o = tx.update(g, o, p)
+      scale = lr * 0.5 * (1 + jnp.cos(jnp.pi * t / steps))
+      p = jax.tree.map(lambda a, u: a + scale * u, p, upd)
+      return (p, o), None
+
+    (params, _), _ = jax.lax.scan(step, (params, opt),
+                                  (jnp.arange(steps), jax.random.split(k_steps, steps)))
+    return params["w"], params["b"]
+
+  return jax.vmap(fit_one)(lrs, wds, keys)
+
+
+def _predict_clips(w, b, s: Split) -> np.ndarray:
+  """Clip logits [G, n_clips, C] for every grid member."""
+  logits = np.asarray(jnp.einsum("nd,gdc->gnc", s.x, w) + b[:, None, :])
+  return clip_logits(logits, s.clip, s.n_clips)
+
+
+def linear_probe(e, seeds: Sequence[int] = (0, 1, 2), lrs: Sequence[float] = DEFAULT_LRS,
+                 wds: Sequence[float] = DEFAULT_WDS, steps: int = 1000, batch: int = 256) -> dict:
+  """Linear probe on ``Embedded`` e; see the module doc. Returns a JSON-able dict."""
+  t0 = time.time()
+  splits, classes, how = make_splits(e)
+  if len(classes) < 2:
+    raise ValueError(f"need at least 2 classes in train, got {classes}")
+  splits = standardise(splits)
+  tr, va, te = splits["train"], splits["valid"], splits["test"]
+  grid = [(lr, wd) for lr in lrs for wd in wds]
+  members = [(s, lr, wd) for s in seeds for lr, wd in grid]
+  keys = jnp.stack([jax.random.PRNGKey(s) for s, _, _ in members])
+  w, b = _fit_grid(jnp.asarray(tr.x), jnp.asarray(tr.y_slice),
+                   jnp.asarray([m[1] for m in members], jnp.float32),
+                   jnp.asarray([m[2] for m in members], jnp.float32),
+                   keys,
+                   n_classes=len(classes), steps=steps, batch=batch)
+  v_logits = _predict_clips(w, b, va)
+  v_acc = (v_logits.argmax(-1) == va.y[None]).mean(-1)
+  t_logits = _predict_clips(w, b, te)
+  per_seed = []
+  for i, s in enumerate(seeds):
+    sl = slice(i * len(grid), (i + 1) * len(grid))
+    j = i * len(grid) + int(np.argmax(v_acc[sl]))   # first best: the smaller lr / wd on ties
+    pred = t_logits[j].argmax(-1)
+    slice_pred = (te.x @ np.asarray(w[j]) + np.asarray(b[j])).argmax(-1)
+    per_seed.append({"seed": int(s), "learning_rate": members[j][1], "weight_decay": members[j][2],
+                     "valid_accuracy": float(v_acc[j]), "accuracy": accuracy(pred, te.y),
+                     "balanced_accuracy": balanced_accuracy(pred, te.y),
+                     "slice_accuracy": accuracy(slice_pred, te.y_slice)})
+  counts = np.bincount(te.y, minlength=len(classes))
+  return {"method": "linear_probe", "per_seed": per_seed, **summarise(per_seed),
+          "chance": {"accuracy": float(counts.max() / max(counts.sum(), 1)),
+                     "balanced_accuracy": 1.0 / max(int((counts > 0).sum()), 1)},
+          "classes": classes, "valid_from": how,
+          "counts": {k: {"clips": s.n_clips, "slices": int(len(s.x))} for k, s in splits.items()},
+          "probe": {"lrs": list(lrs), "weight_decays": list(wds), "steps": steps, "batch": batch,
+                    "optimizer": "adam, cosine decay", "selection": "valid clip accuracy",
+                    "clip_prediction": "mean of slice logits"},
+          "seconds": round(time.time() - t0, 1)}
+
+
+# ============================================================================ FLOPs per block
+
+def _xla_flops(fn, *args) -> float:
+  cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0]
+  return float(cost.get("flops", float("nan")))
+
+
+def block_flops(encoder, variables, slice_shape: tuple[int, int]) -> list[tuple[str, float]]:
+  """Forward FLOPs per slice of each encoder block and of the embedding head (XLA).
+
+  Each ConvBlock is compiled alone on its own input shape (batch 1, inference), so
+  the numbers add up to the whole encoder's cost up to fusion differences.
+  """
+  from ssl_audio.encoder import ConvBlock
+  x = jax.ShapeDtypeStruct((1, *slice_shape, 1), jnp.float32)
+  _, feats = jax.eval_shape(lambda v, x: encoder.apply(v, x, return_blocks=True), variables, x)
+  out = []
+  shape = x
+  params = variables["params"]
+  stats = variables.get("batch_stats", {})
+  for i, c in enumerate(encoder.block_channels()):
+    name = f"block{i}"
+    block = ConvBlock(c, encoder.norm)
+    v = {"params": params[name]}
+    if name in stats:
+      v["batch_stats"] = stats[name]
+    out.append((name, _xla_flops(lambda v, x: block.apply(v, x, train=False), v, shape)))
+    shape = feats[i]
+  dense = nn.Dense(encoder.embedding_dim)
+  out.append(("embedding", _xla_flops(
+      lambda v, x: dense.apply(v, jnp.max(x, axis=(1, 2))), {"params": params["embedding"]}, shape)))
+  return out
+
+
+def trainable_blocks(encoder, k) -> list[str]:
+  """Names of the encoder's top-level modules trained with the last k blocks."""
+  n = len(encoder.block_channels())
+  if k in ("all", "ALL") or (isinstance(k, int) and k >= n):
+    k = n
+  k = int(k)
+  if k <= 0:
+    return []
+  return [f"block{i}" for i in range(n - k, n)] + ["embedding"]
+
+
+# ============================================================================ fine-tuning
+
+def _random_crops(audio_clips: list[np.ndarray], clip_idx: np.ndarray, length: int,
+                  rng: np.random.Generator) -> np.ndarray:
+  out = np.zeros((len(clip_idx), length), np.int16)
+  for j, c in enumerate(clip_idx):
+    a = audio_clips[c]
+    if len(a) <= length:
+      out[j, :len(a)] = a
+    else:
+      s = rng.integers(0, len(a) - length + 1)
+      out[j] = a[s:s + length]
+  return out
+
+
+def finetune(pre, clips: list[np.ndarray], labels: Sequence[str], splits: Sequence[str],
+             k, seeds: Sequence[int] = (0, 1, 2), steps: int = 300, batch: int = 64,
+             learning_rate: float = 1e-3) -> dict:
+  """Fine-tunes the last ``k`` blocks (``all``: every block) plus a linear head.
+
+  Args:
+    pre: a ``Pretrained`` (its encoder, variables and front-end are the start).
+    clips: decoded clips, int16 at the model's rate, one per label/split entry.
+    k: number of last blocks to train, or "all".
+  Train on random slice-long crops of train clips; report clip-level test accuracy
+  from slice logits averaged over non-overlapping slices. No hyper-parameter search:
+  Adam at ``learning_rate``, cosine decay, fixed ``steps`` (CPU budget).
+  """
+  from ssl_audio import frontend as fe
+  from ssl_audio.pretrained import split_slices
+
+  t0 = time.time()
+  labels, splits = np.asarray(labels, object), np.asarray(splits, object)
+  classes = sorted(set(labels[splits == "train"]))
+  idx = {c: i for i, c in enumerate(classes)}
+  y = np.array([idx.get(l, -1) for l in labels])
+  train_c = np.flatnonzero(splits == "train")
+  test_c = np.flatnonzero((splits == "test") & (y >= 0))
+  enc, fcfg = pre.encoder, pre.frontend
+  variables = jax.device_get(pre.variables)
+  names = trainable_blocks(enc, k)
+  fl = block_flops(enc, variables, (fcfg.slice_frames, fcfg.n_mels))
+  total = sum(f for _, f in fl)
+  frac = sum(f for n, f in fl if n in names) / total
+
+  params = variables["params"]
+  frozen = {n: p for n, p in params.items() if n not in names}
+  stats = variables.get("batch_stats", {})
+  s_len = fcfg.slice_samples
+
+  def embed(train_p, mel):
+    v = {"params": {**frozen, **train_p}}
+    if stats:
+      v["batch_stats"] = stats
+    return enc.apply(v, mel, train=False)
+
+  # Standardise with the starting encoder's train-slice statistics (as the probe does).
+  rng0 = np.random.default_rng(0)
+  probe_x = _random_crops(clips, rng0.choice(train_c, min(512, 4 * len(train_c))), s_len, rng0)
+  e0 = jax.jit(lambda m: embed({n: params[n] for n in names}, m))(fe.log_mel(jnp.asarray(probe_x), fcfg))
+  mu, sd = jnp.mean(e0, 0), jnp.std(e0, 0) + 1e-6
+
+  def logits_fn(p, audio):
+    z = (embed(p["enc"], fe.log_mel(audio, fcfg)) - mu) / sd
+    return z @ p["head"]["w"] + p["head"]["b"]
+
+  tx = optax.adam(optax.cosine_decay_schedule(learning_rate, steps))
+
+  @jax.jit
+  def train_step(p, o, audio, yb):
+    def loss_fn(p):
+      return optax.softmax_cross_entropy_with_integer_labels(logits_fn(p, audio), yb).mean()
+    loss, g = jax.value_and_grad(loss_fn)(p)
+    upd, o = tx.update(g, o, p)
+    return optax.apply_updates(p, upd), o, loss
+
+  predict = jax.jit(logits_fn)
+  test_slices, test_clip = [], []
+  for j, c in enumerate(test_c):
+    s = split_slices(clips[c], s_len)
+    test_slices.append(s)
+    test_clip.append(np.full(len(s), j))
+  test_slices, test_clip = np.concatenate(test_slices), np.concatenate(test_clip)
+
+  per_seed = []
+  for seed in seeds:
+    rng = np.random.default_rng(seed)
+    key = jax.random.key(seed)
+    p = {"enc": {n: params[n] for n in names},
+         "head": {"w": 0.01 * jax.random.normal(key, (enc.embedding_dim, len(classes))),
+                  "b": jnp.zeros((len(classes),))}}
+    o = tx.init(p)
+    for _ in range(steps):
+      cs = rng.choice(train_c, batch)
+      p, o, loss = train_step(p, o, jnp.asarray(_random_crops(clips, cs, s_len, rng)),
+                              jnp.asarray(y[cs], jnp.int32))
+    logits = np.concatenate([np.asarray(predict(p, jnp.asarray(test_slices[i:i + 256])))
+                             for i in range(0, len(test_slices), 256)])
+    pred = clip_logits(logits, test_clip, len(test_c)).argmax(-1)
+    per_seed.append({"seed": int(seed), "final_train_loss": float(loss),
+                     "accuracy": accuracy(pred, y[test_c]),
+                     "balanced_accuracy": balanced_accuracy(pred, y[test_c])})
+  return {"method": f"finetune_{k}", "blocks": str(k), "trained_modules": names,
+          "trained_flops_fraction": frac, "block_flops": dict(fl), "per_seed": per_seed,
+          **summarise(per_seed), "classes": classes,
+          "finetune": {"steps": steps, "batch": batch, "learning_rate": learning_rate,
+                       "batch_norm": "running statistics (frozen), scale/offset trained"},
+          "seconds": round(time.time() - t0, 1)}
