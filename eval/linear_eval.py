@@ -1,0 +1,257 @@
+r"""Downstream evaluation of pretrained encoders: linear probe (and fine-tuning).
+
+  python -m eval.linear_eval --workdir=runs/tg --tasks=suite:all --baselines=untrained
+  python -m eval.linear_eval --workdir=runs/tg,runs/sup --tasks=suite:msn,suite:digits --seeds=3
+  python -m eval.linear_eval --workdir=runs/tg --tasks=folder:/data/birds --finetune_blocks=0,2,all
+  python -m eval.linear_eval --workdir=runs/tg --tasks=manifest:/data/x.csv --step=1000
+
+Tasks: ``suite:NAME`` (digits, language, msn, instrument), ``suite:all``,
+``manifest:PATH`` (label column; split column optional), ``folder:PATH`` (one
+sub-folder per class). Without a split, ``ssl_audio.manifest.ensure_split`` hashes
+the speaker, else the source, else the file name (70/10/20).
+
+Outputs, per model: ``<workdir>/eval/<task>.json`` (per-seed numbers, mean, 95 %
+t-interval, chance level, checkpoint step, settings) and ``<workdir>/eval/results.md``;
+the Untrained baseline writes under ``<workdir>/eval/untrained/``. With several
+models (workdirs or baselines): ``comparison.md`` and ``comparison.png`` in
+``--out`` (default: the first workdir's eval/). Embeddings are cached under
+``<workdir>/eval/cache/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("workdir", None, "Pretraining workdir(s), comma-separated.")
+flags.DEFINE_list("tasks", ["suite:all"], "Tasks: suite:NAME, suite:all, manifest:PATH, folder:PATH.")
+flags.DEFINE_integer("seeds", 3, "Probe seeds (reported as mean and 95% t-interval).")
+flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest of each workdir).")
+flags.DEFINE_list("finetune_blocks", ["0"], "0 = linear probe; k = last k blocks + head; all.")
+flags.DEFINE_integer("finetune_steps", 300, "Fine-tuning steps per seed (batch 64).")
+flags.DEFINE_list("baselines", [], "Extra models built from the first workdir's meta: untrained.")
+flags.DEFINE_string("out", "", "Folder for the comparison table and chart (default: first workdir's eval/).")
+flags.DEFINE_integer("max_clips", 0, "Use at most this many clips per task (0: all).")
+flags.DEFINE_integer("probe_steps", 1000, "Linear-probe optimisation steps.")
+flags.DEFINE_integer("batch_size", 256, "Slices per embedding batch (split over devices).")
+flags.DEFINE_boolean("refresh", False, "Recompute embeddings even when cached.")
+flags.DEFINE_string("names", "", "Display names for the workdirs, comma-separated.")
+
+
+def expand_tasks(specs) -> list[str]:
+  out = []
+  for s in specs:
+    s = s.strip()
+    if not s:
+      continue
+    if s == "suite:all":
+      from data import suite
+      out += [f"suite:{t}" for t in suite.TASKS]
+    else:
+      out.append(s)
+  return out
+
+
+def _fmt(r: dict, key: str = "accuracy") -> str:
+  v = r.get(key) or {}
+  if v.get("mean") is None:
+    return "-"
+  return f"{100 * v['mean']:.1f} ± {100 * v['half_width']:.1f}"
+
+
+def _decode_clips(task: str, sample_rate: int, max_clips: int | None):
+  """Whole clips (int16) for fine-tuning, with their labels and splits."""
+  from eval import embeddings as E
+  import numpy as np
+  m = E.load_task(task)
+  rows = E.subset_rows(m, max_clips)
+  clips, ok = [], []
+  for r, x in E.iter_clips(m, rows, sample_rate):
+    if isinstance(x, str):
+      continue
+    clips.append(E.to_int16(x))
+    ok.append(r)
+  ok = np.asarray(ok)
+  return clips, m.column("label")[ok], m.column("split")[ok]
+
+
+def evaluate_model(label: str, pre, eval_dir: Path, cache_dir: Path, tasks: list[str],
+                   seeds: int, finetune_blocks: list[str], finetune_steps: int,
+                   max_clips: int | None, probe_steps: int, refresh: bool) -> dict[str, dict]:
+  from eval import embeddings as E
+  from eval import probe
+  results = {}
+  eval_dir.mkdir(parents=True, exist_ok=True)
+  for task in tasks:
+    t0 = time.time()
+    e = E.embed_task(pre, task, cache_dir=cache_dir, max_clips=max_clips, refresh=refresh)
+    lp = probe.linear_probe(e, seeds=tuple(range(seeds)), steps=probe_steps)
+    res = {"task": task, "model": label, "checkpoint_step": pre.step, "kind": pre.kind,
+           "workdir": pre.workdir, "encoder": pre.info,
+           "embeddings": {**e.info, "skipped_files": e.skipped, "skipped_reasons": e.reasons},
+           "accuracy": lp["accuracy"], "balanced_accuracy": lp["balanced_accuracy"],
+           "chance": lp["chance"], "linear_probe": lp, "finetune": {}}
+    for k in finetune_blocks:
+      k = k.strip()
+      if k in ("0", ""):
+        continue
+      clips, labels, splits = _decode_clips(task, pre.sample_rate, max_clips)
+      kk = k if k == "all" else int(k)
+      ft = probe.finetune(pre, clips, labels, splits, kk, seeds=tuple(range(seeds)),
+                          steps=finetune_steps)
+      res["finetune"][k] = ft
+      logging.info("%s %s finetune k=%s: accuracy %s (%.0f%% of encoder FLOPs trained)", label,
+                   task, k, _fmt(ft), 100 * ft["trained_flops_fraction"])
+    res["seconds"] = round(time.time() - t0, 1)
+    path = eval_dir / f"{E.task_name(task)}.json"
+    path.write_text(json.dumps(res, indent=1, default=str) + "\n")
+    logging.info("%s %s: accuracy %s, balanced %s (chance %.1f), %d clips, %d skipped -> %s",
+                 label, task, _fmt(res), _fmt(res, "balanced_accuracy"),
+                 100 * res["chance"]["accuracy"], e.n_clips, e.skipped, path)
+    print(f"{label:>16} {task:<22} acc {_fmt(res):>13}  bal {_fmt(res, 'balanced_accuracy'):>13}"
+          f"  chance {100 * res['chance']['accuracy']:.1f}", flush=True)
+    results[task] = res
+  write_results_md(eval_dir / "results.md", label, results)
+  return results
+
+
+def write_results_md(path: Path, label: str, results: dict[str, dict]) -> None:
+  lines = [f"# Downstream evaluation: {label}", ""]
+  any_r = next(iter(results.values()), None)
+  if any_r:
+    i = any_r["encoder"]
+    lines += [f"Checkpoint step {any_r['checkpoint_step']} ({any_r['kind']}), task {i['task']}, "
+              f"width {i['width']}, {i['params']:,} encoder params, "
+              f"{(i['flops_per_slice'] or float('nan')) / 1e6:.1f} MFLOPs per slice.", "",
+              "Clip-level test accuracy (%), mean ± 95% t-interval half-width over seeds; "
+              "linear probe on frozen slice embeddings, slice logits averaged per clip.", ""]
+  lines += ["| task | accuracy | balanced accuracy | chance (majority / 1/C) | clips | skipped |",
+            "|---|---|---|---|---|---|"]
+  for task, r in results.items():
+    emb = r["embeddings"]
+    lines.append(f"| {task} | {_fmt(r)} | {_fmt(r, 'balanced_accuracy')} | "
+                 f"{100 * r['chance']['accuracy']:.1f} / {100 * r['chance']['balanced_accuracy']:.1f} | "
+                 f"{emb.get('clips', '-')} | {emb.get('skipped_files', 0)} |")
+  ft = [(t, k, f) for t, r in results.items() for k, f in r["finetune"].items()]
+  if ft:
+    lines += ["", "Fine-tuning (last k blocks + head):", "",
+              "| task | k | trained FLOPs | accuracy | balanced accuracy |", "|---|---|---|---|---|"]
+    for t, k, f in ft:
+      lines.append(f"| {t} | {k} | {100 * f['trained_flops_fraction']:.0f}% | {_fmt(f)} | "
+                   f"{_fmt(f, 'balanced_accuracy')} |")
+  path.write_text("\n".join(lines) + "\n")
+
+
+def write_comparison(out: Path, models: dict[str, dict[str, dict]], tasks: list[str]) -> tuple[Path, Path]:
+  """One markdown table (rows: models; columns: tasks) and a grouped bar chart."""
+  out.mkdir(parents=True, exist_ok=True)
+  names = list(models)
+  short = [t.split(":", 1)[1] if t.startswith("suite:") else t for t in tasks]
+  lines = ["Clip-level test accuracy (%), linear probe, mean ± 95% t-interval half-width over seeds.", "",
+           "| model | step | " + " | ".join(short) + " |", "|---|---|" + "---|" * len(tasks)]
+  for n in names:
+    rs = models[n]
+    step = next((r["checkpoint_step"] for r in rs.values()), "-")
+    lines.append(f"| {n} | {step} | " + " | ".join(_fmt(rs[t]) if t in rs else "-" for t in tasks) + " |")
+  ch = []
+  for t in tasks:
+    r = next((models[n][t] for n in names if t in models[n]), None)
+    ch.append(f"{100 * r['chance']['accuracy']:.1f}" if r else "-")
+  lines.append("| chance (majority) | | " + " | ".join(ch) + " |")
+  lines += ["", "Balanced accuracy (%):", "", "| model | " + " | ".join(short) + " |",
+            "|---|" + "---|" * len(tasks)]
+  for n in names:
+    rs = models[n]
+    lines.append(f"| {n} | " + " | ".join(_fmt(rs[t], "balanced_accuracy") if t in rs else "-"
+                                          for t in tasks) + " |")
+  ft_rows = []
+  for n in names:
+    ks = sorted({k for r in models[n].values() for k in r["finetune"]})
+    for k in ks:
+      cells = []
+      frac = None
+      for t in tasks:
+        f = models[n].get(t, {}).get("finetune", {}).get(k)
+        cells.append(_fmt(f) if f else "-")
+        frac = f["trained_flops_fraction"] if f else frac
+      ft_rows.append(f"| {n} (fine-tune k={k}, {100 * (frac or 0):.0f}% FLOPs) | " + " | ".join(cells) + " |")
+  if ft_rows:
+    lines += ["", "Fine-tuning, accuracy (%):", "", "| model | " + " | ".join(short) + " |",
+              "|---|" + "---|" * len(tasks)] + ft_rows
+  md = out / "comparison.md"
+  md.write_text("\n".join(lines) + "\n")
+
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  import numpy as np
+  fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(tasks) * max(1, len(names)) / 2), 4))
+  width = 0.8 / max(1, len(names))
+  x = np.arange(len(tasks))
+  for i, n in enumerate(names):
+    means = [100 * models[n][t]["accuracy"]["mean"] if t in models[n] else np.nan for t in tasks]
+    errs = [100 * models[n][t]["accuracy"]["half_width"] if t in models[n] else 0 for t in tasks]
+    ax.bar(x + (i - (len(names) - 1) / 2) * width, means, width, yerr=errs, capsize=3, label=n)
+  for j, c in enumerate(ch):
+    if c != "-":
+      ax.hlines(float(c), j - 0.4, j + 0.4, colors="k", linestyles="dashed", linewidth=1)
+  ax.set_xticks(x, short)
+  ax.set_ylabel("test accuracy (%)")
+  ax.set_ylim(0, 100)
+  ax.set_title("Linear probe (dashed: majority-class chance)")
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  png = out / "comparison.png"
+  fig.savefig(png, dpi=120)
+  plt.close(fig)
+  return md, png
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.INFO)
+  logging.get_absl_handler().addFilter(
+      lambda r: r.levelno >= logging.ERROR or "/orbax/" not in r.pathname)
+  from ssl_audio import pretrained
+  if not FLAGS.workdir:
+    raise app.UsageError("--workdir is required")
+  tasks = expand_tasks(FLAGS.tasks)
+  workdirs = [os.path.abspath(w) for w in FLAGS.workdir]
+  names = [n.strip() for n in FLAGS.names.split(",")] if FLAGS.names else []
+  models: dict[str, dict[str, dict]] = {}
+  common = dict(tasks=tasks, seeds=FLAGS.seeds, finetune_blocks=FLAGS.finetune_blocks,
+                finetune_steps=FLAGS.finetune_steps, max_clips=FLAGS.max_clips or None,
+                probe_steps=FLAGS.probe_steps, refresh=FLAGS.refresh)
+  first_pre = None
+  for i, wd in enumerate(workdirs):
+    pre = pretrained.load_pretrained(wd, FLAGS.step, batch_size=FLAGS.batch_size)
+    first_pre = first_pre or pre
+    label = names[i] if i < len(names) else os.path.basename(wd.rstrip("/"))
+    logging.info("%s: %s", label, pre.info)
+    models[label] = evaluate_model(label, pre, Path(wd) / "eval", Path(wd) / "eval" / "cache", **common)
+  for b in FLAGS.baselines:
+    b = b.strip().lower()
+    if b == "untrained":
+      pre = pretrained.random_init(first_pre.meta, workdir=first_pre.workdir,
+                                   batch_size=FLAGS.batch_size)
+      d = Path(first_pre.workdir) / "eval"
+      models["Untrained"] = evaluate_model("Untrained", pre, d / "untrained", d / "cache", **common)
+    elif b:
+      raise app.UsageError(f"--baselines: unknown baseline {b!r} (known: untrained); a "
+                           f"Supervised baseline is a workdir of configs/supervised.py")
+  if len(models) > 1:
+    out = Path(FLAGS.out) if FLAGS.out else Path(workdirs[0]) / "eval"
+    md, png = write_comparison(out, models, tasks)
+    print(md.read_text())
+    print(f"comparison: {md} {png}")
+
+
+if __name__ == "__main__":
+  app.run(main)
