@@ -25,7 +25,7 @@ import grain
 import jax
 import numpy as np
 import soundfile as sf
-from absl import logging
+from absl import flags, logging
 
 from ssl_audio import audio as audio_lib
 from ssl_audio.manifest import Manifest
@@ -162,6 +162,9 @@ def make_train_iterator(manifest: Manifest, task: Task, batch_size: int, seed: i
   it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=0 if num_workers else 2,
                                                prefetch_buffer_size=0 if num_workers else 2 * batch_size))
   if num_workers > 0:
+    # Grain's workers read absl flags; outside an absl app (notebooks, tests) use defaults.
+    if not flags.FLAGS.is_parsed():
+      flags.FLAGS.mark_as_parsed()
     it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers,
                                                            per_worker_buffer_size=batch_size))
   return Batcher(iter(it_ds), batch_size, len(rows))

@@ -1,0 +1,44 @@
+"""The same global batch on 1 and 8 (fake CPU) devices gives the same training run."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import helpers
+
+REPO = helpers.REPO
+
+
+def pretext_configs() -> list[str]:
+  skip = {"default", "untrained", "__init__"}
+  return sorted(p.stem for p in (REPO / "configs").glob("*.py") if p.stem not in skip)
+
+
+CODE = r"""
+import json, sys
+from ssl_audio import train, tasks
+from tests import helpers
+name, data, labelled, out = sys.argv[1:] if len(sys.argv) > 1 else ({args})
+res = {{}}
+for n_dev in (1, 8):
+  c = helpers.load_config(name)
+  task_cls = tasks.get(c.task.name)
+  helpers.tiny(c, labelled if task_cls.needs_labels else data, steps=3, batch=8)
+  c.num_devices = n_dev
+  wd = f"{{out}}/{{name}}_{{n_dev}}"
+  m = train.train_and_evaluate(c, wd)
+  step, state = helpers.final_state(wd)
+  res[n_dev] = (m["loss"], state)
+diff = helpers.max_abs_diff(res[1][1]["params"], res[8][1]["params"])
+scale = max(float(abs(x).max()) for x in __import__("jax").tree.leaves(res[1][1]["params"]))
+print(json.dumps({{"loss1": res[1][0], "loss8": res[8][0], "param_diff": diff, "param_scale": scale}}))
+"""
+
+
+@pytest.mark.parametrize("name", pretext_configs())
+def test_one_vs_eight_devices(name, audio_folder, labelled_folder, tmp_path):
+  args = repr((name, str(audio_folder), str(labelled_folder), str(tmp_path)))
+  r = helpers.run_python(CODE.format(args=args), devices=8)
+  assert r["loss1"] == pytest.approx(r["loss8"], rel=1e-4, abs=1e-6)
+  assert r["param_diff"] <= 1e-5 * max(1.0, r["param_scale"]), r
