@@ -34,3 +34,14 @@ def test_main_fails_fast_on_a_bad_value(tmp_path):
   assert "config.batch_size" in r.stderr
   assert not (tmp_path / "checkpoints").exists()     # stopped before building anything
 
+
+
+def test_sweep_expands_the_grid():
+  import sweep
+  runs = sweep.points(["configs/temporal_gap.py"], sweep.parse_grid(["encoder.width=1,4", "seed=0,1,2"]),
+                      ["num_train_steps=10"])
+  assert len(runs) == 6
+  names = [n for n, _ in runs]
+  assert len(set(names)) == 6 and "temporal_gap_width4_seed2" in names
+  args = dict(runs)["temporal_gap_width4_seed2"]
+  assert "--config.encoder.width=4" in args and "--config.num_train_steps=10" in args

@@ -1,0 +1,80 @@
+"""Expand a grid of configs and overrides into one main.py run per point.
+
+  # print the commands (one workdir per point, named after its settings)
+  python sweep.py --configs=configs/temporal_gap.py,configs/audio2vec_cbow.py \
+      --grid=encoder.width=1,4 --grid=seed=0,1,2 --root=runs/sweep
+  # run them one after another here
+  python sweep.py ... --run
+  # print gcloud commands that start each point on every worker of a Cloud TPU VM
+  python sweep.py ... --tpu=my-tpu --zone=us-central2-b
+
+Each run resumes from its own workdir, so re-running a sweep finishes what a
+preemption interrupted and skips what is done. Evaluate them all at once with
+``python -m eval.linear_eval --workdir=runs/sweep/a,runs/sweep/b,...``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from absl import app, flags
+
+flags.DEFINE_list("configs", ["configs/temporal_gap.py"], "Config files, comma-separated.")
+flags.DEFINE_multi_string("grid", [], "KEY=V1,V2,... (repeatable): values to sweep.")
+flags.DEFINE_multi_string("set", [], "KEY=VALUE (repeatable): fixed override for every run.")
+flags.DEFINE_string("root", "runs/sweep", "Parent folder of the runs' workdirs.")
+flags.DEFINE_bool("run", False, "Run the points here, one after another.")
+flags.DEFINE_string("tpu", "", "Cloud TPU VM name: print gcloud commands instead.")
+flags.DEFINE_string("zone", "", "Zone of the TPU VM.")
+flags.DEFINE_string("repo", "~/ssl-audio", "Checkout path on the TPU VM.")
+FLAGS = flags.FLAGS
+
+
+def parse_grid(specs: list[str]) -> list[tuple[str, list[str]]]:
+  grid = []
+  for spec in specs:
+    key, sep, values = spec.partition("=")
+    if not sep or not key or not values:
+      raise app.UsageError(f"--grid needs KEY=V1,V2,..., got {spec!r}")
+    grid.append((key.strip(), [v.strip() for v in values.split(",")]))
+  return grid
+
+
+def points(configs: list[str], grid, fixed: list[str]) -> list[tuple[str, list[str]]]:
+  """(workdir name, main.py arguments) for every point of configs x grid."""
+  out = []
+  keys = [k for k, _ in grid]
+  for config in configs:
+    for values in itertools.product(*[v for _, v in grid]) if grid else [()]:
+      name = "_".join([Path(config).stem] + [f"{k.split('.')[-1]}{v}" for k, v in zip(keys, values)])
+      args = [f"--config={config}"] + [f"--config.{s}" for s in fixed]
+      args += [f"--config.{k}={v}" for k, v in zip(keys, values)]
+      out.append((name, args))
+  return out
+
+
+def main(argv):
+  del argv
+  runs = points(FLAGS.configs, parse_grid(FLAGS.grid), FLAGS.set)
+  for name, args in runs:
+    workdir = os.path.join(FLAGS.root, name)
+    cmd = [sys.executable if FLAGS.run else "python", "main.py", *args, f"--workdir={workdir}"]
+    if FLAGS.tpu:
+      remote = (f"cd {FLAGS.repo} && " + " ".join(shlex.quote(c) for c in cmd) +
+                " --config.distributed=True")
+      print(f"gcloud compute tpus tpu-vm ssh {FLAGS.tpu} --zone={FLAGS.zone} --worker=all "
+            f"--command={shlex.quote(remote)}")
+    elif FLAGS.run:
+      print(f"== {name}", flush=True)
+      subprocess.run(cmd, check=True)
+    else:
+      print(" ".join(shlex.quote(c) for c in cmd))
+
+
+if __name__ == "__main__":
+  app.run(main)
