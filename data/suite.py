@@ -55,10 +55,10 @@ LOCK_FILE = Path(__file__).with_name("suite.lock.json")
 REPO_STATS = Path(__file__).with_name("suite_stats.json")
 
 SPLIT_RULES = {
-    "digits": "by speaker: test = 3 asterisk prompt voices + tuxpaint es/ru, valid = tuxpaint fr/en_GB/de",
-    "language": "leave-one-source-out by speaker: test/valid speakers never heard in train",
-    "msn": "by source package (test: 7 packages unseen in train)",
-    "instrument": "by soundfont: train FluidR3, test TimGM6mb (valid: held-out FluidR3 programs)",
+    "digits": "by speaker: test = 3 asterisk prompt voices + tuxpaint es/ru; valid = tuxpaint fr/en_GB/de",
+    "language": "by speaker, unseen in train: asterisk es_CO/fr_Armelle/it_Menardi, klettres+tuxpaint en_GB, tuxpaint ru",
+    "msn": "by source package: 7 test packages unseen in train",
+    "instrument": "by soundfont: train FluidR3, test TimGM6mb; valid = held-out FluidR3 programs",
     "pretrain": "unlabelled; no file used by any task's test split",
 }
 
@@ -230,7 +230,8 @@ def load_clip(path: str, bandwidth: float | None) -> np.ndarray | None:
 
 def _row(item: dict, rel: str, dur: float, **kw) -> dict:
   r = {"path": rel, "label": item["label"], "split": item["split"], "speaker": item["speaker"],
-       "source": item["source"], "language": item["language"], "duration": f"{dur:.3f}"}
+       "source": item["source"], "language": item["language"], "duration": f"{dur:.3f}",
+       "package": item["source"].split("/")[0]}
   r.update(item.get("extra_cols", {}))
   r.update(kw)
   return r
@@ -445,12 +446,14 @@ class Builder:
     lock = self.lock_data().get("packages", {})
     log(f"downloading {len(need)} Debian packages into {debs}")
     t0 = time.time()
-    pinned = [f"{p}={lock[p]['version']}" if p in lock else p for p in need]
-    r = subprocess.run(["apt-get", "download", "-q"] + pinned, cwd=debs, capture_output=True, text=True)
+    get = [p for p in need if not list(debs.glob(f"{p}_*.deb"))]  # resume: keep finished downloads
+    pinned = [f"{p}={lock[p]['version']}" if p in lock else p for p in get]
+    r = subprocess.run(["apt-get", "download", "-q"] + pinned, cwd=debs, capture_output=True, text=True) \
+        if get else subprocess.CompletedProcess([], 0)
     if r.returncode != 0:
       err = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
       log(f"pinned download failed ({err}); trying the current versions")
-      r = subprocess.run(["apt-get", "download", "-q"] + need, cwd=debs, capture_output=True, text=True)
+      r = subprocess.run(["apt-get", "download", "-q"] + get, cwd=debs, capture_output=True, text=True)
       if r.returncode != 0:
         raise RuntimeError(f"apt-get download failed (run `apt-get update` first?): {r.stderr.strip()}")
     log(f"downloaded in {time.time() - t0:.1f} s")
@@ -481,6 +484,7 @@ class Builder:
   def _extract(self, pkg: str, deb: Path) -> None:
     dest = self.staging / "pkgs" / pkg
     tmp = dest.with_name(pkg + ".partial")
+    dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(dest, ignore_errors=True)
     subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], check=True)
@@ -510,16 +514,16 @@ class Builder:
     from ssl_audio.manifest import write_manifest
     tdir = self.task_dir(name)
     rows = sorted(rows, key=lambda r: r["path"])
-    for pkg in sorted({r["source"] for r in rows}):
+    for pkg in sorted({r["package"] for r in rows}):
       c = self.copyright(pkg)
       if c:
         dst = tdir / pkg / "copyright"
         tmp = tmp_name(dst)
         shutil.copyfile(c, tmp)
         os.replace(tmp, dst)
-    if items is not None:  # origins of test files, to keep them out of pretraining
-      test = sorted({o for i in items if i.split == "test" for o in i.origins})
-      write_json(tdir / "test_origins.json", test)
+    if items is not None:  # source files per split (package:path): keeps test files out of pretraining
+      write_json(tdir / "origins.json", {s: sorted({o for i in items if i.split == s for o in i.origins})
+                                         for s in sorted({i.split for i in items})})
     write_manifest(tdir / "manifest.csv", rows)
     for side in tdir.rglob("*.rows.json"):
       side.unlink()
@@ -550,9 +554,9 @@ class Builder:
   def build_pretrain(self) -> None:
     excluded: set[str] = set()
     for t in TASKS:
-      f = self.task_dir(t) / "test_origins.json"
+      f = self.task_dir(t) / "origins.json"
       if f.exists():
-        excluded |= set(json.loads(f.read_text()))
+        excluded |= set(json.loads(f.read_text()).get("test", []))
     items = S.pretrain_items(self.roots, excluded)
     items = self._cap_pretrain(items)
     for i in items:

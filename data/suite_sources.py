@@ -165,12 +165,17 @@ def tux_speech(root: Path) -> dict[str, list[Path]]:
 
 
 def tux_digits(root: Path) -> dict[str, dict[str, Path]]:
-  """lang -> digit -> file, from symbols/math/N_<lang>.ogg."""
+  """lang -> key -> file, from symbols/math/N_<lang>.ogg, N_desc_<lang>.ogg and N.ogg.
+
+  Keys are the digit (``"7"``) or ``"7d"`` for a description; ``N.ogg`` is the
+  stamp's default English voice (language ``en``, 11 kHz), under ``"default"``.
+  """
   out: dict[str, dict[str, Path]] = {}
   for p in files(root / "usr/share/tuxpaint/stamps/symbols/math", ext=(".ogg",)):
-    m = re.match(r"^([0-9])_([a-z]{2}(?:_[A-Za-z]{2})?)\.ogg$", p.name)
+    m = re.match(r"^([0-9])(?:_(desc_)?([a-z]{2}(?:_[A-Za-z]{2})?))?\.ogg$", p.name)
     if m:
-      out.setdefault(m[2], {})[m[1]] = p
+      lang = m[3] or "default"
+      out.setdefault(lang, {})[m[1] + ("d" if m[2] else "")] = p
   return out
 
 
@@ -209,10 +214,14 @@ def digits_items(roots: Mapping[str, Path]) -> list[Item]:
                           label=str(d), speaker=spk, source=pkg, language=lang))
   root = roots[TUX]
   for lang, dd in sorted(tux_digits(root).items()):
+    # N_<lang>.ogg (number word) and N_desc_<lang>.ogg (description, also the number word) may be
+    # the same volunteer: one speaker id per language keeps them in one split.
     spk = f"tuxpaint-{lang}"
-    for d, p in sorted(dd.items()):
-      items.append(Item(out=f"{TUX}/{safe(spk)}_{d}", srcs=[str(p)], origins=[origin(TUX, root, p)],
-                        label=d, speaker=spk, source=TUX, language=lang))
+    for key, p in sorted(dd.items()):
+      d = key[0]
+      items.append(Item(out=f"{TUX}/{safe(spk)}_{key}", srcs=[str(p)], origins=[origin(TUX, root, p)],
+                        label=d, speaker=spk, source=f"{TUX}/{lang}",
+                        language="en" if lang == "default" else lang))
   splits = assign_splits(sorted({i.speaker for i in items}), DIGIT_SPLITS)
   for i in items:
     i.split = splits[i.speaker]
@@ -220,25 +229,27 @@ def digits_items(roots: Mapping[str, Path]) -> list[Item]:
 
 
 LANGUAGE_SPLITS = {
-    # test: one speaker per language that no training source has
-    "klettres-en": "test", "klettres-en_GB": "test", "klettres-ru": "test",
+    # One speaker per (source family, language): holding out a speaker whose family has no other
+    # speaker of that language in training makes the family itself predict "not that language".
+    # So the test speakers are, where possible, the second voice of a family and language:
+    # asterisk prompt packs (es, fr, it; the asterisk core voices train), klettres en_GB (klettres en
+    # trains), tuxpaint en_GB (tuxpaint en trains). ru has a single speaker per family: tuxpaint ru.
     "asterisk-es_CO": "test", "asterisk-fr_Armelle": "test", "asterisk-it_IT_f_Menardi": "test",
-    # valid: another held-out speaker per language
-    "tuxpaint-en": "valid", "tuxpaint-en_GB": "valid", "tuxpaint-ru": "valid",
-    "klettres-es": "valid", "klettres-fr": "valid", "klettres-it": "valid",
-    # train: asterisk core voices (all 5 languages) + tuxpaint es/fr/it
+    "klettres-en_GB": "test", "tuxpaint-en_GB": "test", "tuxpaint-ru": "test",
+    # train: asterisk core voices (5 languages), klettres en/es/fr/it/ru, tuxpaint en/es/fr/it.
+    # No valid split: every other speaker is needed in train (see data/SUITE.md).
 }
-LANGUAGE_CAP = 300  # clips per speaker, for balance
+LANGUAGE_CAP = 200  # clips per speaker, for balance
 
 
 def language_items(roots: Mapping[str, Path]) -> list[Item]:
   items = []
 
-  def add(pkg, root, spk, lang, paths, cap=LANGUAGE_CAP):
+  def add(pkg, root, spk, lang, paths, cap=LANGUAGE_CAP, source=None):
     for p in stable_sample(paths, cap):
       rel = p.relative_to(root)
       items.append(Item(out=f"{pkg}/{safe(spk)}/{safe(str(rel.with_suffix('')))}", srcs=[str(p)],
-                        origins=[origin(pkg, root, p)], label=lang, speaker=spk, source=pkg,
+                        origins=[origin(pkg, root, p)], label=lang, speaker=spk, source=source or pkg,
                         language=lang))
 
   for pkg in list(CORE.values()) + list(PROMPTS):
@@ -249,13 +260,13 @@ def language_items(roots: Mapping[str, Path]) -> list[Item]:
   for code, paths in klettres(root).items():
     lang = code.split("_")[0]
     if lang in LANGUAGES:
-      add(KLETTRES, root, f"klettres-{code}", lang, paths)
+      add(KLETTRES, root, f"klettres-{code}", lang, paths, source=f"{KLETTRES}/{code}")
   root = roots[TUX]
   speech = tux_speech(root)
   for code, paths in sorted(speech.items()):
     lang = code.split("_")[0]
     if lang in LANGUAGES:
-      add(TUX, root, f"tuxpaint-{code}", lang, paths)
+      add(TUX, root, f"tuxpaint-{code}", lang, paths, source=f"{TUX}/{code}")
   splits = assign_splits(sorted({i.speaker for i in items}), LANGUAGE_SPLITS)
   for i in items:
     i.split = splits[i.speaker]
