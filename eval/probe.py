@@ -156,9 +156,12 @@ def summarise(per_seed: list[dict], keys=("accuracy", "balanced_accuracy")) -> d
 # ============================================================================ linear probe
 
 @functools.partial(jax.jit, static_argnames=("n_classes", "steps", "batch"))
-def _fit_grid(x, y, lrs, wds, keys, n_classes: int, steps: int, batch: int):
-  """Trains one linear classifier per (lr, wd, key) member: returns W [G, D, C], b [G, C]."""
-  n, d = x.shape
+def _fit_grid(x, y, n, lrs, wds, keys, n_classes: int, steps: int, batch: int):
+  """Trains one linear classifier per (lr, wd, key) member: returns W [G, D, C], b [G, C].
+
+  x [N, D] may be padded past the n real rows (shape buckets: fewer compilations).
+  """
+  d = x.shape[1]
   tx = optax.adam(1.0)
 
   def fit_one(lr, wd, key):
@@ -206,7 +209,13 @@ def linear_probe(e, seeds: Sequence[int] = (0, 1, 2), lrs: Sequence[float] = DEF
   grid = [(lr, wd) for lr in lrs for wd in wds]
   members = [(s, lr, wd) for s in seeds for lr, wd in grid]
   keys = jnp.stack([jax.random.PRNGKey(s) for s, _, _ in members])
-  w, b = _fit_grid(jnp.asarray(tr.x), jnp.asarray(tr.y_slice),
+  n = len(tr.x)
+  n_pad = max(256, 1 << int(np.ceil(np.log2(n))))
+  x_pad = np.zeros((n_pad, tr.x.shape[1]), np.float32)
+  x_pad[:n] = tr.x
+  y_pad = np.zeros(n_pad, np.int32)
+  y_pad[:n] = tr.y_slice
+  w, b = _fit_grid(jnp.asarray(x_pad), jnp.asarray(y_pad), jnp.int32(n),
                    jnp.asarray([m[1] for m in members], jnp.float32),
                    jnp.asarray([m[2] for m in members], jnp.float32),
                    keys,

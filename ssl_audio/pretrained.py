@@ -49,24 +49,42 @@ def encoder_variables(variables: dict) -> dict:
   return {k: v["encoder"] for k, v in variables.items() if hasattr(v, "keys") and "encoder" in v}
 
 
+_FN_CACHE: dict = {}
+
+
+def _cached(kind: str, encoder: encoder_lib.Encoder, frontend, mesh, build: Callable) -> Callable:
+  """One jitted function per (encoder config, front-end, mesh): models of the same
+  architecture (a checkpoint and its Untrained baseline, successive in-training
+  probes) share compilations."""
+  key = (kind, encoder.width, encoder.embedding_dim, tuple(encoder.channels), encoder.norm,
+         frontend, tuple(d.id for d in mesh.devices.flat))
+  if key not in _FN_CACHE:
+    _FN_CACHE[key] = build()
+  return _FN_CACHE[key]
+
+
 def make_embed_fn(encoder: encoder_lib.Encoder, frontend: fe.FrontendConfig, mesh
                   ) -> Callable[[dict, jax.Array], jax.Array]:
   """jit(shard_map): (encoder variables, audio [B, slice_samples]) -> [B, D].
 
   B must be a multiple of the mesh size; audio may be float or int16.
   """
-  def per_device(variables, audio):
-    return encoder.apply(variables, fe.log_mel(audio, frontend), train=False)
-  return parallel.shard_step(per_device, mesh, in_specs=(P(), P(DATA_AXIS)),
-                             out_specs=P(DATA_AXIS))
+  def build():
+    def per_device(variables, audio):
+      return encoder.apply(variables, fe.log_mel(audio, frontend), train=False)
+    return parallel.shard_step(per_device, mesh, in_specs=(P(), P(DATA_AXIS)),
+                               out_specs=P(DATA_AXIS))
+  return _cached("audio", encoder, frontend, mesh, build)
 
 
 def make_embed_mel_fn(encoder: encoder_lib.Encoder, mesh) -> Callable:
   """Same as ``make_embed_fn`` on log-mel slices [B, frames, mels]."""
-  def per_device(variables, mel):
-    return encoder.apply(variables, mel, train=False)
-  return parallel.shard_step(per_device, mesh, in_specs=(P(), P(DATA_AXIS)),
-                             out_specs=P(DATA_AXIS))
+  def build():
+    def per_device(variables, mel):
+      return encoder.apply(variables, mel, train=False)
+    return parallel.shard_step(per_device, mesh, in_specs=(P(), P(DATA_AXIS)),
+                               out_specs=P(DATA_AXIS))
+  return _cached("mel", encoder, None, mesh, build)
 
 
 def run_batched(fn: Callable, variables: Any, x: np.ndarray, batch_size: int, mesh) -> np.ndarray:
@@ -79,7 +97,7 @@ def run_batched(fn: Callable, variables: Any, x: np.ndarray, batch_size: int, me
   n_dev = mesh.devices.size
   if n == 0:
     return np.zeros((0,), np.float32)
-  bs = min(batch_size, 1 << max(0, int(np.ceil(np.log2(max(n, 1))))))
+  bs = min(batch_size, max(16, 1 << int(np.ceil(np.log2(max(n, 1))))))
   bs = -(-bs // n_dev) * n_dev
   sharding = NamedSharding(mesh, P(DATA_AXIS))
   outs = []
