@@ -35,8 +35,55 @@ class ConvBlock(nn.Module):
       x = nn.BatchNorm(use_running_average=not train, momentum=0.99,
                        axis_name=self.axis_name if train else None, name="bn")(x)
     x = nn.relu(x)
+    if train:
+      return max_pool_2x2(x)
     # Keyword arguments: jax2onnx patches max_pool with a keyword-only signature.
     return nn.max_pool(x, window_shape=(2, 2), strides=(2, 2), padding="SAME")
+
+
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+  """nn.max_pool(x, (2, 2), (2, 2), "SAME") for training, with a cheaper gradient on XLA:CPU.
+
+  The same values as the reduce_window pool, and the same gradient: all of it goes
+  to the first maximum of each window in row-major order, as XLA's select_and_scatter
+  does; but the backward is a few elementwise selects and an interleave instead of
+  select_and_scatter, which is slow on XLA:CPU (BENCHMARKS.md). The winner's index
+  is computed once in the forward pass and saved (int8), so the backward never
+  compares recomputed floats (an equality mask ``x == max(x)`` loses gradient under
+  jit when XLA recomputes ``x`` in another fusion). Inference keeps nn.max_pool (one
+  MAX_POOL_2D op in exported models).
+  """
+  b, h, w, c = x.shape
+  ph, pw = h % 2, w % 2
+  if ph or pw:   # SAME for window = stride = 2: pad the end of odd axes
+    x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), constant_values=-jnp.inf)
+  return _pool2x2(x)
+
+
+def _pool2x2_fwd(x):
+  q = (x[:, 0::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 0::2], x[:, 1::2, 1::2])
+  top, bot = jnp.maximum(q[0], q[1]), jnp.maximum(q[2], q[3])
+  i_top = jnp.where(q[0] >= q[1], 0, 1).astype(jnp.int8)
+  i_bot = jnp.where(q[2] >= q[3], 2, 3).astype(jnp.int8)
+  idx = jnp.where(top >= bot, i_top, i_bot)
+  return jnp.maximum(top, bot), idx
+
+
+def _pool2x2_bwd(idx, g):
+  b, h2, w2, c = g.shape
+  zero = jnp.zeros((), g.dtype)
+  ga, gb, gc, gd = (jnp.where(idx == k, g, zero) for k in range(4))
+  top = jnp.stack([ga, gb], axis=3).reshape(b, h2, 2 * w2, c)   # interleave along frequency
+  bot = jnp.stack([gc, gd], axis=3).reshape(b, h2, 2 * w2, c)
+  return (jnp.stack([top, bot], axis=2).reshape(b, 2 * h2, 2 * w2, c),)  # and along time
+
+
+@jax.custom_vjp
+def _pool2x2(x):
+  return _pool2x2_fwd(x)[0]
+
+
+_pool2x2.defvjp(_pool2x2_fwd, _pool2x2_bwd)
 
 
 class Encoder(nn.Module):
