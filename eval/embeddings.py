@@ -43,7 +43,10 @@ def task_name(spec: str) -> str:
   if spec.startswith("suite:"):
     return spec.split(":", 1)[1]
   kind, _, rest = spec.partition(":") if ":" in spec else ("path", "", spec)
-  stem = Path(rest.rstrip("/")).stem or "task"
+  p = Path(rest.rstrip("/"))
+  stem = p.stem or "task"
+  if stem == "manifest" and p.parent.name:   # <task>/manifest.csv (the suite's layout)
+    stem = p.parent.name
   safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)
   return f"{kind}-{safe}"
 
