@@ -84,7 +84,7 @@ def band_limit(x: np.ndarray, bandwidth: float | None, sr: int = SAMPLE_RATE) ->
   if not bandwidth or 2 * bandwidth >= sr:
     return x
   low = int(2 * bandwidth)
-  y = soxr.resample(soxr.resample(x, sr, low, quality="VHQ"), low, sr, quality="VHQ")
+  y = soxr.resample(soxr.resample(x, sr, low, quality="HQ"), low, sr, quality="HQ")
   if len(y) < len(x):
     y = np.pad(y, (0, len(x) - len(y)))
   return y[:len(x)].astype(np.float32, copy=False)
@@ -204,10 +204,10 @@ def to_16k(x: np.ndarray, sr: int, bandwidth: float | None) -> np.ndarray:
   if bandwidth and 2 * bandwidth < min(sr, SAMPLE_RATE) + 1:
     low = int(2 * bandwidth)
     if sr != low:
-      x = soxr.resample(x, sr, low, quality="VHQ")
+      x = soxr.resample(x, sr, low, quality="HQ")
     sr = low
   if sr != SAMPLE_RATE:
-    x = soxr.resample(x, sr, SAMPLE_RATE, quality="VHQ")
+    x = soxr.resample(x, sr, SAMPLE_RATE, quality="HQ")
   return x.astype(np.float32, copy=False)
 
 
@@ -359,6 +359,19 @@ def render_family(job: dict) -> list[dict]:
 
 # ============================================================================ the builder
 
+_LIMITS = None
+
+
+def _worker_init() -> None:
+  """One BLAS/OpenMP thread per worker: the pool already uses every core."""
+  global _LIMITS
+  try:
+    from threadpoolctl import threadpool_limits
+    _LIMITS = threadpool_limits(1)
+  except ImportError:
+    pass
+
+
 @contextlib.contextmanager
 def _build_lock(root: Path):
   import fcntl
@@ -407,7 +420,7 @@ class Builder:
   def pool(self):
     if self._pool is None:
       ctx = multiprocessing.get_context("spawn")  # safe even inside a process with JAX threads
-      self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=ctx)
+      self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init)
     return self._pool
 
   def map(self, fn, jobs: list, what: str) -> list:
@@ -432,11 +445,11 @@ class Builder:
       return json.loads(LOCK_FILE.read_text())
     return {}
 
-  def fetch_all(self) -> None:
-    """Downloads and unpacks every package (each once; markers under .done/pkg-*)."""
-    need = [p for p in S.PACKAGES if not self.done("pkg-" + p)]
+  def fetch(self, pkgs: Sequence[str]) -> None:
+    """Downloads and unpacks packages one at a time (marker .done/pkg-*; the .deb is deleted)."""
     for p in S.PACKAGES:
       self.roots[p] = self.staging / "pkgs" / p
+    need = [p for p in pkgs if not self.done("pkg-" + p)]
     if not need:
       return
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
@@ -444,21 +457,19 @@ class Builder:
     debs = self.staging / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     lock = self.lock_data().get("packages", {})
-    log(f"downloading {len(need)} Debian packages into {debs}")
-    t0 = time.time()
-    get = [p for p in need if not list(debs.glob(f"{p}_*.deb"))]  # resume: keep finished downloads
-    pinned = [f"{p}={lock[p]['version']}" if p in lock else p for p in get]
-    r = subprocess.run(["apt-get", "download", "-q"] + pinned, cwd=debs, capture_output=True, text=True) \
-        if get else subprocess.CompletedProcess([], 0)
-    if r.returncode != 0:
-      err = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
-      log(f"pinned download failed ({err}); trying the current versions")
-      r = subprocess.run(["apt-get", "download", "-q"] + get, cwd=debs, capture_output=True, text=True)
-      if r.returncode != 0:
-        raise RuntimeError(f"apt-get download failed (run `apt-get update` first?): {r.stderr.strip()}")
-    log(f"downloaded in {time.time() - t0:.1f} s")
     info = self._read_pkg_info()
+    t0 = time.time()
     for p in need:
+      if not list(debs.glob(f"{p}_*.deb")):  # resume: keep a finished download
+        spec = f"{p}={lock[p]['version']}" if p in lock else p
+        r = subprocess.run(["apt-get", "download", "-q", spec], cwd=debs, capture_output=True, text=True)
+        if r.returncode != 0 and p in lock:
+          err = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
+          log(f"{spec}: pinned download failed ({err}); trying the current version")
+          r = subprocess.run(["apt-get", "download", "-q", p], cwd=debs, capture_output=True, text=True)
+        if r.returncode != 0:
+          raise RuntimeError(f"apt-get download {p} failed (run `apt-get update` first?): "
+                             f"{r.stderr.strip()}")
       cands = sorted(debs.glob(f"{p}_*.deb"))
       if not cands:
         raise RuntimeError(f"no .deb downloaded for {p}")
@@ -475,7 +486,20 @@ class Builder:
       deb.unlink()
       write_json(self.staging / "packages.json", info)
       self.mark("pkg-" + p)
-    log(f"unpacked {len(need)} packages in {time.time() - t0:.1f} s")
+      self.note_disk()
+    log(f"fetched and unpacked {len(need)} packages in {time.time() - t0:.1f} s")
+
+  def drop(self, keep: Iterable[str]) -> None:
+    """Deletes unpacked packages that no remaining step needs (keeps peak disk use low)."""
+    keep = set(keep)
+    for p in S.PACKAGES:
+      if p not in keep and self.done("pkg-" + p):
+        self.marker("pkg-" + p).unlink()
+        shutil.rmtree(self.staging / "pkgs" / p, ignore_errors=True)
+
+  def note_disk(self) -> None:
+    used = sum(f.stat().st_size for f in self.root.rglob("*") if f.is_file() and not f.is_symlink())
+    self.peak_bytes = max(getattr(self, "peak_bytes", 0), used)
 
   def _read_pkg_info(self) -> dict:
     f = self.staging / "packages.json"
@@ -604,23 +628,27 @@ class Builder:
         return self.write_stats() if self.update_lock else self.stats()
       t0 = time.time()
       try:
-        self.fetch_all()
-        if not self.done("digits"):
-          self.build_items("digits", S.digits_items(self.roots))
-        if not self.done("language"):
-          self.build_items("language", S.language_items(self.roots))
-        if not self.done("msn"):
-          self.build_items("msn", S.msn_items(self.roots))
-        if not self.done("instrument"):
-          self.build_instrument()
-        if not self.done("pretrain"):
-          self.build_pretrain()
+        steps = [("instrument", self.build_instrument),
+                 ("digits", lambda: self.build_items("digits", S.digits_items(self.roots))),
+                 ("language", lambda: self.build_items("language", S.language_items(self.roots))),
+                 ("msn", lambda: self.build_items("msn", S.msn_items(self.roots))),
+                 ("pretrain", self.build_pretrain)]
+        todo = [(n, f) for n, f in steps if not self.done(n)]
+        for k, (name, fn) in enumerate(todo):
+          self.drop(p for n, _ in todo[k:] for p in S.STEP_PACKAGES[n])
+          self.fetch(S.STEP_PACKAGES[name])
+          fn()
+          self.note_disk()
+        self.drop(())
         if not self.done("baseline"):
           from data import baseline
           log("baselines (MFCC mean+std -> logistic regression)")
+          t1 = time.time()
           res = baseline.run_all(self.root, TASKS, pool=self.pool())
           write_json(self.root / "baselines.json", res)
           self.mark("baseline")
+          log(f"baselines in {time.time() - t1:.0f} s: " + ", ".join(
+              f"{t} {r['test_accuracy']:.3f}" for t, r in res.items()))
       finally:
         self.close()
       if not self.done("cleanup"):
@@ -629,12 +657,13 @@ class Builder:
           self.marker("pkg-" + p).unlink(missing_ok=True)
         self.mark("cleanup")
       secs = time.time() - t0
-      stats = self.write_stats(build_seconds=secs)
-      log(f"suite built in {secs:.0f} s, {stats['disk_mb']:.0f} MB under {self.root}")
+      stats = self.write_stats(build_seconds=secs, peak_mb=getattr(self, "peak_bytes", 0) / 2 ** 20)
+      log(f"suite built in {secs:.0f} s, {stats['disk_mb']:.0f} MB under {self.root} "
+          f"(peak {stats['peak_disk_mb']:.0f} MB during the build)")
       return stats
 
   # -------------------------------------------------------------- stats
-  def write_stats(self, build_seconds: float | None = None) -> dict:
+  def write_stats(self, build_seconds: float | None = None, peak_mb: float | None = None) -> dict:
     from ssl_audio.manifest import read_manifest
     st: dict = {"version": SUITE_VERSION, "tasks": {}}
     old = self.stats()
@@ -658,6 +687,7 @@ class Builder:
     disk = sum(f.stat().st_size for f in self.root.rglob("*") if f.is_file())
     st["disk_mb"] = round(disk / 2 ** 20, 1)
     st["build_seconds"] = round(build_seconds, 1) if build_seconds is not None else old.get("build_seconds")
+    st["peak_disk_mb"] = round(peak_mb, 1) if peak_mb else old.get("peak_disk_mb")
     st["packages"] = self._read_pkg_info() or old.get("packages", {})
     write_json(self.root / "suite_stats.json", st)
     if self.update_lock:

@@ -54,6 +54,18 @@ LANGUAGES = ("en", "es", "fr", "it", "ru")
 TUX = "tuxpaint-stamps-default"
 KLETTRES = "klettres-data"
 
+MUSIC = ("singularity-music", "drascula-music", "planetblupi-music-ogg", "asc-music",
+         "asterisk-moh-opsound-wav", "colobot-common-sounds")
+SPEECH = tuple(CORE.values()) + tuple(PROMPTS) + (KLETTRES, TUX)
+# Packages each build step needs (fetched before it, deleted when no later step needs them).
+STEP_PACKAGES = {
+    "instrument": ("fluid-soundfont-gm", "timgm6mb-soundfont"),
+    "digits": tuple(CORE.values()) + tuple(PROMPTS) + (TUX,),
+    "language": SPEECH,
+    "msn": SPEECH + MUSIC + ("ufoai-sound", "wordwarvi-sound"),
+    "pretrain": ("wesnoth-1.16-music", "drascula-music", "ufoai-sound", TUX),
+}
+
 # Band limits (Hz) per task: the lowest bandwidth among the task's sources.
 BANDWIDTH = {"digits": 4000, "language": 4000, "msn": 4000, "instrument": None, "pretrain": None}
 

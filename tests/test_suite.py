@@ -230,7 +230,7 @@ def test_complete_build_does_nothing(tmp_path, monkeypatch):
 
   def fail(*a, **k):
     raise AssertionError("a complete suite must not fetch or build")
-  monkeypatch.setattr(suite.Builder, "fetch_all", fail)
+  monkeypatch.setattr(suite.Builder, "fetch", fail)
   monkeypatch.setattr(suite.Builder, "build_items", fail)
   def listing():
     return sorted((str(p), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.name != ".build.lock")
