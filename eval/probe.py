@@ -39,7 +39,7 @@ from absl import logging
 from ssl_audio import manifest as manifest_lib
 
 DEFAULT_LRS = (1e-3, 3e-3, 1e-2)
-DEFAULT_WDS = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
+DEFAULT_WDS = (0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 
 # ============================================================================ data
