@@ -1,0 +1,372 @@
+"""Audio2Vec (CBoW, SG), Triplet, AutoEncoder, Supervised and MultiHead tasks.
+
+Per task: the sampler cuts the right windows (clips whose samples hold their
+index), the loss is minimal in a constructed case and finite on silence, a short
+run through the one trainer gives a finite loss, and 1 vs 8 (fake) devices give
+the same steps. Models are shrunk (32x32 slices, width 0.25) to keep compiles short.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import soundfile as sf
+from jax.sharding import PartitionSpec as P
+
+from ssl_audio import config_validation, train
+from ssl_audio import frontend as fe
+from ssl_audio import tasks
+from ssl_audio.parallel import DATA_AXIS
+from ssl_audio.tasks import multihead as multihead_lib
+from ssl_audio.tasks import triplet as triplet_lib
+from tests import helpers
+
+NAMES = ["audio2vec_cbow", "audio2vec_skipgram", "autoencoder", "triplet", "supervised", "multihead"]
+CFG = fe.FrontendConfig()
+
+
+def small(c):
+  """A test-size model: 32-frame x 32-mel slices, channel width 0.25, 16-d embedding."""
+  c.frontend.slice_frames = 32
+  c.frontend.n_mels = 32
+  c.encoder.width = 0.25
+  c.encoder.embedding_dim = 16
+  return c
+
+
+def make_task(name, **overrides):
+  c = helpers.load_config(name, **overrides)
+  return tasks.make_task(c, fe.FrontendConfig.from_dict(c.frontend))
+
+
+def index_clip(n):
+  return np.arange(n, dtype=np.float32)   # each sample holds its index (exact below 2**24)
+
+
+def assert_window(w, start):
+  np.testing.assert_array_equal(w, np.arange(start, start + len(w), dtype=np.float32))
+
+
+def on_one_device(fn, *args):
+  """Runs per-device code (which may use collectives over DATA_AXIS) on a 1-device mesh."""
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), (DATA_AXIS,))
+  f = jax.shard_map(fn, mesh=mesh, in_specs=tuple(P(DATA_AXIS) for _ in args), out_specs=P(),
+                    check_vma=False)
+  return jax.jit(f)(*args)
+
+
+# --- samplers ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name,gap", [("audio2vec_cbow", 0), ("audio2vec_skipgram", 0),
+                                      ("audio2vec_cbow", 7)])
+def test_audio2vec_sampler_cuts_one_contiguous_block(name, gap):
+  task = make_task(name, **{"task.gap_frames": gap})
+  stride = (CFG.slice_frames + gap) * CFG.hop_length
+  block = 4 * stride + CFG.slice_samples
+  assert task.min_samples == block and task.clip_samples == 160000
+  clip = index_clip(task.clip_samples)
+  rng = np.random.default_rng(0)
+  starts = []
+  for _ in range(100):
+    ex = task.sample(clip, rng)
+    assert ex["audio"].shape == (5, CFG.slice_samples) and ex["audio"].dtype == np.float32
+    s0 = int(ex["audio"][0, 0])
+    for k in range(5):
+      assert_window(ex["audio"][k], s0 + k * stride)
+    assert 0 <= s0 <= len(clip) - block
+    starts.append(s0)
+  assert np.ptp(starts) > 0.5 * (len(clip) - block)   # the offset is random over the clip
+  # a clip of exactly one block has one possible offset; a shorter one is refused
+  ex = task.sample(index_clip(block), rng)
+  assert int(ex["audio"][0, 0]) == 0
+  with pytest.raises(ValueError):
+    task.sample(index_clip(block - 1), rng)
+
+
+def test_audio2vec_window_is_at_least_one_block():
+  task = make_task("audio2vec_cbow", **{"task.window_seconds": 1.0, "task.context": 3})
+  assert task.clip_samples == task.min_samples == 6 * CFG.slice_frames * CFG.hop_length + CFG.slice_samples
+
+
+def test_autoencoder_sampler():
+  task = make_task("autoencoder")
+  clip = index_clip(task.clip_samples)
+  rng = np.random.default_rng(0)
+  for _ in range(20):
+    ex = task.sample(clip, rng)
+    assert ex["audio"].shape == (1, CFG.slice_samples)
+    assert_window(ex["audio"][0], int(ex["audio"][0, 0]))
+
+
+def test_triplet_sampler_positive_is_close_to_the_anchor():
+  task = make_task("triplet", **{"task.max_positive_seconds": 0.5})
+  clip = index_clip(task.clip_samples)
+  rng = np.random.default_rng(0)
+  shifts = []
+  for _ in range(300):
+    ex = task.sample(clip, rng)
+    assert ex["audio"].shape == (2, CFG.slice_samples)
+    a, p = int(ex["audio"][0, 0]), int(ex["audio"][1, 0])
+    assert_window(ex["audio"][0], a)
+    assert_window(ex["audio"][1], p)
+    assert p + CFG.slice_samples <= len(clip)
+    shifts.append(p - a)
+  shifts = np.array(shifts)
+  assert np.abs(shifts).max() <= 8000 and shifts.min() < -4000 and shifts.max() > 4000
+
+
+@pytest.mark.parametrize("name", ["supervised", "multihead"])
+def test_classifier_sampler_slices_or_pads(name):
+  task = make_task(name)
+  assert task.clip_samples == CFG.slice_samples and task.needs_labels
+  rng = np.random.default_rng(0)
+  long = index_clip(3 * CFG.slice_samples)
+  ex = task.sample(long, rng)
+  assert ex["audio"].shape == (1, CFG.slice_samples)
+  assert_window(ex["audio"][0], int(ex["audio"][0, 0]))
+  short = index_clip(4000) + 1.0
+  for _ in range(5):
+    x = task.sample(short, rng)["audio"][0]
+    nz = np.flatnonzero(x)
+    assert len(nz) == 4000 and np.array_equal(x[nz], short) and nz[-1] - nz[0] == 3999
+
+
+def test_multihead_class_groups():
+  srcs = ["suite:digits", "folder:/a/b", "folder:/a/b/c"]
+  classes = sorted(["suite:digits/1", "suite:digits/2", "folder:/a/b/x", "folder:/a/b/c/y"])
+  g = multihead_lib.class_groups(classes, srcs)
+  assert dict(zip(classes, g.tolist())) == {"folder:/a/b/c/y": 2, "folder:/a/b/x": 1,
+                                            "suite:digits/1": 0, "suite:digits/2": 0}
+  assert multihead_lib.class_groups(["a", "b"], ["only"]).tolist() == [0, 0]
+  with pytest.raises(ValueError):
+    multihead_lib.class_groups(["other/x"], srcs)
+
+
+# --- config validation -------------------------------------------------------
+
+@pytest.mark.parametrize("name,key,value", [
+    ("audio2vec_cbow", "task.context", 0), ("audio2vec_cbow", "task.aggregation", "max"),
+    ("audio2vec_skipgram", "task.gap_frames", -1), ("audio2vec_skipgram", "task.window_seconds", 0.0),
+    ("autoencoder", "task.window_seconds", 0.5), ("triplet", "task.margin", 0.0),
+    ("triplet", "task.max_positive_seconds", -1.0), ("triplet", "task.fallback", "random"),
+    ("supervised", "task.min_seconds", 0.0), ("multihead", "task.head_hidden", -2)])
+def test_bad_config_names_the_key(name, key, value):
+  c = helpers.load_config(name, **{key: value})
+  with pytest.raises(ValueError, match=f"config.{key}"):
+    config_validation.validate(c)
+
+
+@pytest.mark.parametrize("name", NAMES + ["untrained"])
+def test_configs_validate(name):
+  config_validation.validate(helpers.load_config(name))
+
+
+# --- losses at their minimum -------------------------------------------------
+
+@pytest.mark.parametrize("name", ["audio2vec_cbow", "audio2vec_skipgram", "autoencoder"])
+def test_reconstruction_loss_is_zero_at_the_target(name):
+  task = make_task(name)
+  rng = np.random.default_rng(0)
+  k = 4 if name == "audio2vec_skipgram" else 1
+  target = rng.standard_normal((3, 96, 64, k)).astype(np.float32)
+  loss, m = on_one_device(lambda p, t: task.loss({"pred": p, "target": t}, {}), target, target)
+  assert float(loss) == 0.0 and float(m["baseline_loss"]) > 0.5
+  loss, _ = on_one_device(lambda p, t: task.loss({"pred": p, "target": t}, {}), target + 0.1, target)
+  assert float(loss) == pytest.approx(0.01, rel=1e-4)
+
+
+def test_triplet_loss_zero_when_separated_and_semihard_choice():
+  task = make_task("triplet")
+  emb = np.zeros((4, 2, 8), np.float32)
+  for i in range(4):
+    emb[i, :, i] = 3.0           # anchor == positive, examples orthogonal: d_ap 0, d_an 2
+  loss, m = on_one_device(lambda e: task.loss(e, {}), emb)
+  assert float(loss) == 0.0 and float(m["triplet_accuracy"]) == 1.0
+  assert float(m["baseline_loss"]) == pytest.approx(0.1)
+  # semi-hard mining by hand: d_ap = 0.5, negatives at 0.3 (hard), 0.55 (semi-hard), 0.9 (easy)
+  a, p = jnp.zeros((1, 1)), jnp.full((1, 1), np.sqrt(0.5))
+  cand = jnp.sqrt(jnp.array([[0.3], [0.55], [0.9], [0.0]]))
+  ids, me = jnp.array([1, 2, 3, 0]), jnp.array([0])
+  loss, _ = triplet_lib.triplet_semihard(a, p, cand, ids, me, 0.1)
+  assert float(loss) == pytest.approx(0.05, abs=1e-6)
+  # no negative farther than the positive: fall back to the hardest (0.3) or the easiest (0.4)
+  cand2 = jnp.sqrt(jnp.array([[0.3], [0.4], [0.0]]))
+  ids2 = jnp.array([1, 2, 0])
+  hard, _ = triplet_lib.triplet_semihard(a, p, cand2, ids2, me, 0.1, "hardest")
+  easy, _ = triplet_lib.triplet_semihard(a, p, cand2, ids2, me, 0.1, "easiest")
+  assert float(hard) == pytest.approx(0.3, abs=1e-6) and float(easy) == pytest.approx(0.2, abs=1e-6)
+
+
+def test_supervised_loss_minimal_and_prior_baseline():
+  task = make_task("supervised")
+  task.set_classes(["a", "b", "c"], np.array([2, 1, 1]))
+  labels = np.array([0, 1, 2, 0], np.int32)
+  logits = 30.0 * np.eye(3, dtype=np.float32)[labels]
+  loss, m = on_one_device(lambda o, y: task.loss(o, {"label": y}), logits, labels)
+  assert float(loss) < 1e-6 and float(m["accuracy"]) == 1.0
+  expected = -np.mean(np.log(np.array([0.5, 0.25, 0.25, 0.5])))
+  assert float(m["baseline_loss"]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_multihead_loss_ignores_other_heads():
+  task = make_task("multihead", **{"data.train": "A,B"})
+  task.sources = ["A", "B"]
+  task.set_classes(["A/x", "A/y", "B/u", "B/v", "B/w"], np.array([1, 1, 1, 1, 2]))
+  labels = np.array([0, 1, 2, 4], np.int32)
+  logits = 20.0 * np.eye(5, dtype=np.float32)[labels]
+  logits[:2, 4] = 100.0          # another head's class scores highest: masked, no effect
+  logits[2:, 0] = 100.0
+  loss, m = on_one_device(lambda o, y: task.loss(o, {"label": y}), logits, labels)
+  assert float(loss) < 1e-6 and float(m["accuracy"]) == 1.0
+  assert float(m["accuracy_A"]) == 1.0 and float(m["accuracy_B"]) == 1.0
+  # baseline: within-head priors (A: 1/2, 1/2; B: 1/4, 1/4, 1/2)
+  expected = -np.mean(np.log([0.5, 0.5, 0.25, 0.5]))
+  assert float(m["baseline_loss"]) == pytest.approx(expected, rel=1e-6)
+
+
+# --- helpers for the model-level tests ------------------------------------------
+
+def labelled_task(name, classes=("A/x", "A/y", "B/u")):
+  """A small task; labelled ones get a 3-class list over two heads (A, B) without data."""
+  c = small(helpers.load_config(name))
+  c.data.train = "A,B"
+  task = tasks.make_task(c, fe.FrontendConfig.from_dict(c.frontend))
+  if task.needs_labels:
+    task.set_classes(list(classes), np.ones(len(classes)))
+  return task, (len(classes) if task.needs_labels else None)
+
+
+# --- short runs through the one trainer ---------------------------------------
+
+@pytest.fixture(scope="module")
+def second_labelled_folder(tmp_path_factory):
+  """Another folder-per-class tree (three classes of 1-s tones) for the multihead run."""
+  folder = tmp_path_factory.mktemp("labelled_b")
+  t = np.arange(16000) / 16000
+  for label, f0 in (("a", 330.0), ("b", 660.0), ("c", 990.0)):
+    (folder / label).mkdir()
+    for i in range(4):
+      sf.write(folder / label / f"{label}{i}.wav",
+               (0.3 * np.sin(2 * np.pi * f0 * (1 + 0.03 * i) * t)).astype(np.float32), 16000)
+  return folder
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_short_training_run(name, audio_folder, labelled_folder, second_labelled_folder, tmp_path):
+  c = small(helpers.tiny(helpers.load_config(name), str(audio_folder), steps=2))
+  if name == "supervised":
+    c.data.train = f"folder:{labelled_folder}"
+  if name == "multihead":
+    c.data.train = f"folder:{labelled_folder},folder:{second_labelled_folder}"
+  m = train.train_and_evaluate(c, str(tmp_path))
+  assert np.isfinite(m["loss"]) and np.isfinite(m["baseline_loss"]) and m["nonfinite"] == 0.0
+  rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in rows if "loss" in r][-1] == 2
+  if name == "multihead":   # one accuracy per dataset (head)
+    assert sum(k.startswith("accuracy_") for k in m) == 2, sorted(m)
+
+
+# --- 1 vs 8 devices ------------------------------------------------------------
+
+EQUALITY_CODE = r"""
+import json, sys
+import jax, jax.numpy as jnp, numpy as np
+from ssl_audio import frontend as fe, parallel, tasks, train
+from ssl_audio.tasks.base import to_int16
+from tests import helpers
+from tests.test_tasks import small, labelled_task
+
+out = {}
+for name in NAMES:
+  res = {}
+  for n_dev in (1, 8):
+    task, n_cls = labelled_task(name)
+    c = task.config
+    # SGD: an update is linear in the gradient, so a strict per-element tolerance on
+    # the parameters checks the gradients (Adam would amplify rounding where grad ~ 0).
+    c.batch_size, c.num_train_steps, c.optimizer.warmup_steps = 8, 3, 0
+    c.optimizer.name, c.optimizer.learning_rate, c.optimizer.schedule = "sgd", 0.01, "constant"
+    model = task.model(n_cls)
+    tx, sched = train.make_optimizer(c)
+    if n_dev == 1:
+      v = jax.device_get(train.init_variables(model, task, 0, n_cls or 2))  # same init for both
+    mesh = parallel.make_mesh(n_dev)
+    state = train.TrainState(step=jnp.zeros((), jnp.int32), params=v["params"],
+                             batch_stats=v.get("batch_stats", {}), opt_state=tx.init(v["params"]))
+    state = jax.device_put(state, parallel.replicated(mesh))
+    step = train.make_train_step(model, task, tx, sched, mesh)
+    rng = np.random.default_rng(0)
+    losses = []
+    for s in range(2):
+      exs = []
+      for i in range(8):
+        clip = (rng.standard_normal(task.clip_samples) * (0.02 + 0.03 * i)).astype(np.float32)
+        clip += 0.2 * np.sin(np.arange(task.clip_samples) * (0.01 + 0.02 * i)).astype(np.float32)
+        exs.append(task.sample(clip, rng))
+      batch = {k: np.stack([e[k] for e in exs]) for k in exs[0]}
+      batch["audio"] = to_int16(batch["audio"])
+      if task.needs_labels:
+        batch["label"] = np.array([0, 1, 2, 0, 1, 2, 2, 0], np.int32)
+      state, m = step(state, parallel.global_batch(batch, mesh))
+      losses.append(float(m["loss"]))
+    res[n_dev] = (losses, jax.device_get(state.params), jax.device_get(state.batch_stats))
+    if n_dev == 1:   # silence through model + loss (the compiled step; all-zero audio)
+      batch = {k: np.zeros_like(v) if k == "audio" else v for k, v in batch.items()}
+      _, m = step(state, parallel.global_batch(batch, mesh))
+      m = {k: float(x) for k, x in jax.device_get(m).items()}
+      silence = {"finite": all(np.isfinite(x) for x in m.values()), "metrics": m}
+  (l1, p1, b1), (l8, p8, b8) = res[1], res[8]
+  bad = 0
+  worst = 0.0
+  for a, b in zip(jax.tree.leaves((p1, b1)), jax.tree.leaves((p8, b8))):
+    d = np.abs(np.asarray(a) - np.asarray(b))
+    bad += int(np.sum(d > 1e-6 + 1e-5 * np.abs(np.asarray(a))))
+    worst = max(worst, float(d.max()))
+  out[name] = {"loss1": l1, "loss8": l8, "bad": bad, "worst": worst, "silence": silence}
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _equality_process():
+  """Starts the 8-device subprocess when the module starts, so it overlaps the other tests."""
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+  env["JAX_PLATFORMS"] = "cpu"
+  env["PYTHONPATH"] = str(helpers.REPO) + os.pathsep + env.get("PYTHONPATH", "")
+  proc = subprocess.Popen([sys.executable, "-c", f"NAMES = {NAMES!r}\n" + EQUALITY_CODE],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                          cwd=helpers.REPO)
+  yield proc
+  if proc.poll() is None:
+    proc.kill()
+    proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def equality_results(_equality_process):
+  out, err = _equality_process.communicate(timeout=1200)
+  if _equality_process.returncode != 0:
+    raise RuntimeError(f"8-device subprocess failed ({_equality_process.returncode}):\n{err[-4000:]}")
+  return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_vs_eight_devices_same_steps(name, equality_results):
+  r = equality_results[name]
+  np.testing.assert_allclose(r["loss1"], r["loss8"], rtol=1e-5, atol=1e-6)
+  assert r["bad"] == 0, r
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_silence_gives_a_finite_loss(name, equality_results):
+  """All-zero audio through model + loss (run in the same subprocess, by the 1-device step)."""
+  r = equality_results[name]["silence"]
+  assert r["finite"] and r["metrics"]["nonfinite"] == 0.0, r
