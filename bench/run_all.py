@@ -43,7 +43,8 @@ def main(argv=None):
     log(f"run_all: {' '.join(cmd)}")
     t = time.perf_counter()
     try:
-      p = subprocess.run(cmd, capture_output=True, text=True, cwd=str(REPO), timeout=args.timeout)
+      # stderr (progress lines) passes through; stdout is parsed.
+      p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=str(REPO), timeout=args.timeout)
     except subprocess.TimeoutExpired:
       failed[name] = f"timeout after {args.timeout:.0f} s"
       continue
@@ -52,7 +53,7 @@ def main(argv=None):
     try:
       results[name] = json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
-      failed[name] = f"rc {p.returncode}: " + (p.stderr.strip().splitlines() or ["no output"])[-1][:300]
+      failed[name] = f"rc {p.returncode}: no JSON summary on stdout (see its stderr above)"
       continue
     summary = {k: v for k, v in results[name].items()
                if k not in ("machine", "results", "pipeline", "config", "command")
