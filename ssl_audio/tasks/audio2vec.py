@@ -72,7 +72,7 @@ class Audio2VecModel(nn.Module):
     dec_cfg = t.config.encoder
     if t.mode == "cbow":
       emb = encoder(mel_ctx.reshape(b * 2 * p, *mel_ctx.shape[2:]), train=train).reshape(b, 2 * p, -1)
-      z = emb.mean(axis=1) if t.config.task.aggregation == "mean" else emb.reshape(b, -1)
+      z = emb.mean(axis=1) if t.config.task.get("aggregation", "mean") == "mean" else emb.reshape(b, -1)
       outputs, target = 1, mel_mid[..., None]                        # [B, F, M, 1]
     else:
       z = encoder(mel_mid, train=train)
@@ -137,8 +137,9 @@ class Audio2VecCBoW(_Audio2VecBase):
   @classmethod
   def validate_config(cls, config):
     _check_block_config(config)
-    if config.task.aggregation not in ("mean", "concat"):
-      raise ValueError(f"config.task.aggregation: {config.task.aggregation!r} is not 'mean' or 'concat'")
+    agg = config.task.get("aggregation", "mean")
+    if agg not in ("mean", "concat"):
+      raise ValueError(f"config.task.aggregation: {agg!r} is not 'mean' or 'concat'")
 
 
 @tasks.register

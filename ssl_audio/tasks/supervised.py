@@ -65,11 +65,11 @@ class Supervised(Task):
 
   @classmethod
   def validate_config(cls, config):
-    t = config.task
-    if not t.min_seconds > 0:
-      raise ValueError(f"config.task.min_seconds: must be > 0, got {t.min_seconds}")
-    if t.head_hidden < 0:
-      raise ValueError(f"config.task.head_hidden: must be >= 0, got {t.head_hidden}")
+    min_s, hidden = config.task.get("min_seconds", 0.1), config.task.get("head_hidden", 0)
+    if not min_s > 0:
+      raise ValueError(f"config.task.min_seconds: must be > 0, got {min_s}")
+    if not isinstance(hidden, int) or hidden < 0:
+      raise ValueError(f"config.task.head_hidden: must be an integer >= 0, got {hidden!r}")
 
   # --- host side -------------------------------------------------------------
   @property
@@ -79,7 +79,7 @@ class Supervised(Task):
   @property
   def min_samples(self) -> int:
     return max(self.frontend.win_length,
-               int(round(self.config.task.min_seconds * self.frontend.sample_rate)))
+               int(round(self.config.task.get("min_seconds", 0.1) * self.frontend.sample_rate)))
 
   def sample(self, clip, rng):
     """audio [1, samples]: a random slice, or the clip zero-padded at a random offset."""

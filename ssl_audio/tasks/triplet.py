@@ -104,8 +104,8 @@ class Triplet(Task):
       raise ValueError(f"config.task.max_positive_seconds: must be > 0, got {t.max_positive_seconds}")
     if not t.margin > 0:
       raise ValueError(f"config.task.margin: must be > 0, got {t.margin}")
-    if t.fallback not in ("hardest", "easiest"):
-      raise ValueError(f"config.task.fallback: {t.fallback!r} is not 'hardest' or 'easiest'")
+    if t.get("fallback", "hardest") not in ("hardest", "easiest"):
+      raise ValueError(f"config.task.fallback: {t.get('fallback')!r} is not 'hardest' or 'easiest'")
     if config.batch_size < 2:
       raise ValueError("config.batch_size: the triplet loss needs >= 2 examples (negatives "
                        f"come from other examples), got {config.batch_size}")
@@ -148,6 +148,6 @@ class Triplet(Task):
     anchor_example = jax.lax.axis_index(DATA_AXIS) * b + jnp.arange(b)
     t = self.config.task
     loss, metrics = triplet_semihard(anchor, positive, cand, cand_example, anchor_example,
-                                     t.margin, t.fallback)
+                                     t.margin, t.get("fallback", "hardest"))
     metrics["baseline_loss"] = jnp.asarray(t.margin, jnp.float32)
     return loss, metrics
