@@ -90,9 +90,19 @@ def audio_files(folder: Path) -> tuple[list[str], str]:
     p = suite.manifest_path("pretrain", build=False)
     if p.is_file():
       from ssl_audio import manifest as manifest_lib
+      import soundfile as sf
       m = manifest_lib.read_manifest(p)
-      files = [m.path(i) for i in range(min(8, len(m)))]
-      return files, "suite:pretrain (first 8 files)"
+      files = []
+      for i in range(len(m)):          # the first 8 files that decode (the suite may be mid-build)
+        try:
+          if sf.info(m.path(i)).frames > 16000 * 2:
+            files.append(m.path(i))
+        except Exception:  # noqa: BLE001
+          continue
+        if len(files) == 8:
+          break
+      if files:
+        return files, f"suite:pretrain ({len(files)} of its files)"
   except Exception as e:  # noqa: BLE001
     log(f"scale: no suite ({type(e).__name__}: {e})")
   import soundfile as sf
