@@ -46,7 +46,7 @@ import soxr
 
 from data import suite_sources as S
 
-SUITE_VERSION = "1"
+SUITE_VERSION = "2"
 SAMPLE_RATE = 16000
 TASKS = ("digits", "language", "msn", "instrument")
 NAMES = ("pretrain",) + TASKS
@@ -461,15 +461,7 @@ class Builder:
     t0 = time.time()
     for p in need:
       if not list(debs.glob(f"{p}_*.deb")):  # resume: keep a finished download
-        spec = f"{p}={lock[p]['version']}" if p in lock else p
-        r = subprocess.run(["apt-get", "download", "-q", spec], cwd=debs, capture_output=True, text=True)
-        if r.returncode != 0 and p in lock:
-          err = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
-          log(f"{spec}: pinned download failed ({err}); trying the current version")
-          r = subprocess.run(["apt-get", "download", "-q", p], cwd=debs, capture_output=True, text=True)
-        if r.returncode != 0:
-          raise RuntimeError(f"apt-get download {p} failed (run `apt-get update` first?): "
-                             f"{r.stderr.strip()}")
+        self._download(p, lock, debs)
       cands = sorted(debs.glob(f"{p}_*.deb"))
       if not cands:
         raise RuntimeError(f"no .deb downloaded for {p}")
@@ -484,10 +476,28 @@ class Builder:
       info[p] = {"version": ver, "sha256": sha, "deb": deb.name, "size": deb.stat().st_size}
       self._extract(p, deb)
       deb.unlink()
-      write_json(self.staging / "packages.json", info)
+      write_json(self.root / "packages.json", info)
       self.mark("pkg-" + p)
       self.note_disk()
     log(f"fetched and unpacked {len(need)} packages in {time.time() - t0:.1f} s")
+
+  def _download(self, p: str, lock: dict, debs: Path) -> None:
+    """apt-get download into a private folder, then os.replace: a killed download leaves no .deb."""
+    part = debs / f".partial-{p}"
+    shutil.rmtree(part, ignore_errors=True)
+    part.mkdir(parents=True)
+    spec = f"{p}={lock[p]['version']}" if p in lock else p
+    r = subprocess.run(["apt-get", "download", "-q", spec], cwd=part, capture_output=True, text=True)
+    if r.returncode != 0 and p in lock:
+      err = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
+      log(f"{spec}: pinned download failed ({err}); trying the current version")
+      r = subprocess.run(["apt-get", "download", "-q", p], cwd=part, capture_output=True, text=True)
+    got = list(part.glob(f"{p}_*.deb"))
+    if r.returncode != 0 or not got:
+      shutil.rmtree(part, ignore_errors=True)
+      raise RuntimeError(f"apt-get download {p} failed (run `apt-get update` first?): {r.stderr.strip()}")
+    os.replace(got[0], debs / got[0].name)
+    shutil.rmtree(part, ignore_errors=True)
 
   def drop(self, keep: Iterable[str]) -> None:
     """Deletes unpacked packages that no remaining step needs (keeps peak disk use low)."""
@@ -502,7 +512,7 @@ class Builder:
     self.peak_bytes = max(getattr(self, "peak_bytes", 0), used)
 
   def _read_pkg_info(self) -> dict:
-    f = self.staging / "packages.json"
+    f = self.root / "packages.json"
     return json.loads(f.read_text()) if f.exists() else {}
 
   def _extract(self, pkg: str, deb: Path) -> None:
@@ -728,13 +738,17 @@ def info_table(root: Path | None = None) -> str:
   st = Builder(root).stats()
   if not st:
     return f"suite not built under {root or data_root()}: run `python -m data.suite build`"
-  lines = [f"{'task':<11} {'classes':>7} {'clips':>6} {'minutes':>8} {'chance':>7} {'baseline':>9}  split rule"]
+  lines = [f"{'task':<11} {'classes':>7} {'clips':>6} {'minutes':>8} {'chance':>7} {'baseline':>9} "
+           f"{'+segments':>9}  split rule"]
   for name, t in st["tasks"].items():
     b = t.get("baseline") or {}
     acc = f"{b['test_accuracy']:.3f}" if b.get("test_accuracy") is not None else "-"
+    seg = f"{b['segments']['test_accuracy']:.3f}" if b.get("segments") else "-"
     ch = f"{b['chance']:.3f}" if b.get("chance") is not None else "-"
     lines.append(f"{name:<11} {t['classes'] or '-':>7} {t['clips']:>6} {t['minutes']:>8.1f} "
-                 f"{ch:>7} {acc:>9}  {t['split_rule']}")
+                 f"{ch:>7} {acc:>9} {seg:>9}  {t['split_rule']}")
+  lines.append("baseline: MFCC20 mean+std -> logistic regression, test accuracy; "
+               "+segments: the same plus 4 segment means")
   lines.append(f"disk {st.get('disk_mb')} MB, last build {st.get('build_seconds')} s, root {root or data_root()}")
   return "\n".join(lines)
 

@@ -93,7 +93,10 @@ def stable_hash(s: str) -> int:
 
 
 def stable_sample(items: Sequence, k: int, key: Callable = str) -> list:
-  """Deterministic subset of size k (order: by hash), independent of file system order."""
+  """Deterministic subset of size k (order: by hash of ``key``), independent of file system order.
+
+  Key paths relative to the package root, so the choice does not depend on where the suite is built.
+  """
   items = sorted(items, key=lambda x: stable_hash(key(x)))
   return sorted(items[:k], key=key) if k < len(items) else sorted(items, key=key)
 
@@ -258,7 +261,7 @@ def language_items(roots: Mapping[str, Path]) -> list[Item]:
   items = []
 
   def add(pkg, root, spk, lang, paths, cap=LANGUAGE_CAP, source=None):
-    for p in stable_sample(paths, cap):
+    for p in stable_sample(paths, cap, key=lambda q: str(q.relative_to(root))):
       rel = p.relative_to(root)
       items.append(Item(out=f"{pkg}/{safe(spk)}/{safe(str(rel.with_suffix('')))}", srcs=[str(p)],
                         origins=[origin(pkg, root, p)], label=lang, speaker=spk, source=source or pkg,
@@ -301,7 +304,7 @@ def _crop_groups(pkg, root, label, groups: Mapping[str, list[Path]], per_source=
     return items
   per_group = max(1, -(-per_source // len(groups)))
   for g, paths in sorted(groups.items()):
-    paths = stable_sample(paths, max_files)
+    paths = stable_sample(paths, max_files, key=lambda q: str(q.relative_to(root)))
     items.append(Item(out=f"{pkg}/{label}_{safe(g)}", srcs=[str(p) for p in paths],
                       origins=[origin(pkg, root, p) for p in paths], label=label, speaker=f"{pkg}:{g}",
                       source=pkg, kind="crops", crop_len=MSN_CROP, max_crops=per_group))
@@ -338,6 +341,9 @@ def msn_items(roots: Mapping[str, Path]) -> list[Item]:
   groups: dict[str, list[Path]] = {}
   for p in ufo:
     groups.setdefault(p.parent.relative_to(root / "sound").parts[0], []).append(p)
+  # half of the ambience loops only: the other half stays available to the pretraining pool
+  amb = groups.get("ambience", [])
+  groups["ambience"] = stable_sample(amb, len(amb) // 2, key=lambda q: str(q.relative_to(root)))
   items += _crop_groups("ufoai-sound", root, "noise", groups)
   root = roots["wordwarvi-sound"]
   items += _crop_groups("wordwarvi-sound", root, "noise", {"sfx": wordwarvi_noise(root)})
