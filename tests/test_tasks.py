@@ -145,6 +145,9 @@ def test_multihead_class_groups():
   assert dict(zip(classes, g.tolist())) == {"folder:/a/b/c/y": 2, "folder:/a/b/x": 1,
                                             "suite:digits/1": 0, "suite:digits/2": 0}
   assert multihead_lib.class_groups(["a", "b"], ["only"]).tolist() == [0, 0]
+  assert [multihead_lib.short_name(n) for n in
+          ("suite:msn", "folder:/x/birds/", "manifest:/x/birds/manifest.csv", "/y/cats.csv")] == [
+              "msn", "birds", "birds", "cats"]
   with pytest.raises(ValueError):
     multihead_lib.class_groups(["other/x"], srcs)
 

@@ -53,8 +53,15 @@ def class_groups(classes: list[str], sources: list[str]) -> np.ndarray:
 
 
 def short_name(source: str) -> str:
+  """suite:msn -> msn; folder:/x/birds -> birds; manifest:/x/birds/manifest.csv -> birds."""
   name = source.split(":", 1)[1] if ":" in source else source
-  return name.rstrip("/").split("/")[-1] or name
+  parts = [p for p in name.split("/") if p]
+  if not parts:
+    return name
+  if parts[-1].lower().endswith(".csv"):
+    stem = parts[-1][:-4]
+    return parts[-2] if stem == "manifest" and len(parts) > 1 else stem
+  return parts[-1]
 
 
 @tasks.register
