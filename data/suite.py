@@ -643,6 +643,12 @@ class Builder:
                  ("language", lambda: self.build_items("language", S.language_items(self.roots))),
                  ("msn", lambda: self.build_items("msn", S.msn_items(self.roots))),
                  ("pretrain", self.build_pretrain)]
+        if not have_renderer():
+          # The instrument task needs tinysoundfont (pip install --no-deps: its PyAudio
+          # dependency only plays sound); everything else builds without it.
+          log("tinysoundfont not installed: skipping the instrument task "
+              "(pip install --no-deps tinysoundfont==0.3.7, then build again)")
+          steps = [(n, f) for n, f in steps if n != "instrument"]
         todo = [(n, f) for n, f in steps if not self.done(n)]
         for k, (name, fn) in enumerate(todo):
           self.drop(p for n, _ in todo[k:] for p in S.STEP_PACKAGES[n])
@@ -650,18 +656,20 @@ class Builder:
           fn()
           self.note_disk()
         self.drop(())
-        if not self.done("baseline"):
+        built = [t for t in TASKS if self.done(t)]
+        if not self.done("baseline") and built:
           from data import baseline
           log("baselines (MFCC mean+std -> logistic regression)")
           t1 = time.time()
-          res = baseline.run_all(self.root, TASKS, pool=self.pool())
+          res = baseline.run_all(self.root, built, pool=self.pool())
           write_json(self.root / "baselines.json", res)
-          self.mark("baseline")
+          if len(built) == len(TASKS):
+            self.mark("baseline")
           log(f"baselines in {time.time() - t1:.0f} s: " + ", ".join(
               f"{t} {r['test_accuracy']:.3f}" for t, r in res.items()))
       finally:
         self.close()
-      if not self.done("cleanup"):
+      if not self.done("cleanup") and all(self.done(n) for n in NAMES):
         shutil.rmtree(self.staging, ignore_errors=True)
         for p in S.PACKAGES:
           self.marker("pkg-" + p).unlink(missing_ok=True)
@@ -714,6 +722,12 @@ class Builder:
 
 # ============================================================================ API
 
+def have_renderer() -> bool:
+  """True when tinysoundfont (the instrument task's note renderer) can be imported."""
+  import importlib.util
+  return importlib.util.find_spec("tinysoundfont") is not None
+
+
 def build(root: Path | None = None, update_lock: bool = False) -> dict:
   return Builder(root, update_lock=update_lock).build()
 
@@ -724,13 +738,15 @@ def manifest_path(name: str, build: bool = True) -> Path:
     raise ValueError(f"unknown suite name {name!r}; choose from {NAMES}")
   root = data_root()
   path = root / name / "manifest.csv"
-  if build and not Builder(root).complete():
+  if build and not Builder(root).done(name):
     try:
       Builder(root).build()
     except Exception as e:
       raise RuntimeError(f"cannot build the offline audio suite under {root} ({type(e).__name__}: {e}). "
-                         f"It needs apt-get (after `apt-get update`), dpkg-deb and "
-                         f"`pip install --no-deps tinysoundfont`. {PRETRAIN_HINT}") from e
+                         f"It needs apt-get (after `apt-get update`) and dpkg-deb. {PRETRAIN_HINT}") from e
+    if not Builder(root).done(name):
+      raise RuntimeError(f"suite:{name} was not built: it needs the SoundFont renderer, "
+                         "`pip install --no-deps tinysoundfont==0.3.7`; then `python -m data.suite build`")
   return path
 
 
