@@ -41,15 +41,15 @@ class AllFilesBad(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class ExampleMaker:
   """Row index + rng -> task example (or a bad-file marker). Runs in the workers."""
-  paths: tuple[str, ...]
-  segments: tuple[tuple[float | None, float | None], ...]
-  labels: tuple[int, ...] | None
+  paths: np.ndarray                 # [rows] absolute paths (object)
+  segments: np.ndarray              # [rows, 2] start, end in seconds; NaN = open
+  labels: np.ndarray | None         # [rows] int32
   task: Task
   sample_rate: int
 
   def window(self, i: int, rng: np.random.Generator) -> tuple[float | None, float | None]:
     """A random window of task.clip_samples inside row i, in the file's seconds."""
-    start, end = self.segments[i]
+    start, end = (None if np.isnan(v) else float(v) for v in self.segments[i])
     info = sf.info(self.paths[i])
     file_dur = info.frames / info.samplerate
     start = 0.0 if start is None else min(start, file_dur)
@@ -146,11 +146,8 @@ def make_train_iterator(manifest: Manifest, task: Task, batch_size: int, seed: i
   labels = None
   if task.needs_labels:
     _, labels = label_index(manifest, classes)
-  maker = ExampleMaker(
-      paths=tuple(manifest.path(i) for i in range(len(manifest))),
-      segments=tuple(manifest.segment(i) for i in range(len(manifest))),
-      labels=None if labels is None else tuple(int(l) for l in labels),
-      task=task, sample_rate=sample_rate)
+  maker = ExampleMaker(paths=manifest.paths(), segments=manifest.segments(), labels=labels,
+                       task=task, sample_rate=sample_rate)
   rows = np.arange(len(manifest))[jax.process_index()::jax.process_count()]
   if len(rows) == 0:
     raise ValueError(f"{manifest.name}: {len(manifest)} rows cannot be shared by "

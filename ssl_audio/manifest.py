@@ -72,6 +72,22 @@ class Manifest:
     p = self.columns["path"][i]
     return p if os.path.isabs(p) else str(self.base_dir / p)
 
+  def paths(self) -> np.ndarray:
+    """Every row's path resolved against base_dir (object array)."""
+    base = str(self.base_dir)
+    return np.array([p if os.path.isabs(p) else os.path.join(base, p)
+                     for p in self.columns["path"]], dtype=object)
+
+  def segments(self) -> np.ndarray:
+    """[rows, 2] float64 (start, end) in seconds; NaN where the column is empty."""
+    out = np.full((len(self), 2), np.nan)
+    for j, col in enumerate(("start", "end")):
+      v = self.columns.get(col)
+      if v is not None:
+        filled = v != ""
+        out[filled, j] = v[filled].astype(np.float64)
+    return out
+
   def segment(self, i: int) -> tuple[float | None, float | None]:
     """(start, end) in seconds of row i; None where the column is empty."""
     def get(col):

@@ -107,7 +107,7 @@ def test_manifest_segments_are_respected(tmp_path):
   helpers.write_clips(tmp_path, n=1, seconds=12.0)
   manifest.write_manifest(tmp_path / "m.csv", [{"path": "clip0.wav", "start": 2.0, "end": 6.5}])
   m = manifest.read_manifest(tmp_path / "m.csv")
-  maker = input_pipeline.ExampleMaker(paths=(m.path(0),), segments=(m.segment(0),), labels=None,
+  maker = input_pipeline.ExampleMaker(paths=m.paths(), segments=m.segments(), labels=None,
                                       task=_task(window=10.0), sample_rate=16000)
   for seed in range(5):
     start, end = maker.window(0, np.random.default_rng(seed))
