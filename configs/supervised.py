@@ -4,7 +4,10 @@ Command (any labelled source: suite:TASK, manifest:PATH.csv with a label column,
 folder:PATH as a folder-per-class tree):
   python main.py --config=configs/supervised.py --workdir=runs/sup_msn --config.data.train=suite:msn
 
-Result: RESULT_PLACEHOLDER
+Result: (2026-11-25, 2-core CPU shared with other jobs, so timings are noisy; width 1, batch 16, 300 steps):
+  suite:msn (snapshot copy): loss 0.174 vs class-prior baseline 0.939, accuracy 0.93,
+  about 0.9 steps/s; on suite:instrument: loss 0.190 vs 2.367, accuracy 0.94, about
+  2.3 steps/s. Width 4: about 0.35 steps/s (6 steps on synthetic data).
 
 Paper-silent choices made here (paper.md §4), all overridable:
   data.train        suite:msn   music / speech / noise of the offline suite, split == "train"
