@@ -117,7 +117,17 @@ def evaluate_model(label: str, pre, eval_dir: Path, cache_dir: Path, tasks: list
     print(f"{label:>16} {task:<22} acc {_fmt(res):>13}  bal {_fmt(res, 'balanced_accuracy'):>13}"
           f"  chance {100 * res['chance']['accuracy']:.1f}", flush=True)
     results[task] = res
-  write_results_md(eval_dir / "results.md", label, results)
+  # results.md lists every task evaluated in this folder so far, not only this invocation's.
+  everything = {}
+  for f in sorted(eval_dir.glob("*.json")):
+    try:
+      r = json.loads(f.read_text())
+      if r.get("checkpoint_step") == pre.step and r.get("kind") == pre.kind:
+        everything[r["task"]] = r
+    except (ValueError, KeyError, OSError):
+      continue
+  everything.update(results)
+  write_results_md(eval_dir / "results.md", label, everything)
   return results
 
 

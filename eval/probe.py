@@ -67,6 +67,29 @@ def _take(emb, clip, labels_idx, clip_mask) -> Split:
   return Split(x=emb[sl], clip=remap[clip[sl]].astype(np.int32), y=labels_idx[keep_clips].astype(np.int32))
 
 
+def group_holdout(groups: np.ndarray, fraction: float) -> np.ndarray:
+  """"train"/"valid" per row: whole groups, in a deterministic hash order, go to valid
+  until it holds about ``fraction`` of the rows; at least one group each side when
+  there are two or more groups (a plain hash threshold can leave valid empty when
+  there are only a handful of speakers)."""
+  import hashlib
+  uniq, counts = np.unique(np.asarray(groups, str), return_counts=True)
+  if len(uniq) < 2:
+    return np.array(["train"] * len(groups), object)
+  order = sorted(range(len(uniq)), key=lambda i: hashlib.sha1(uniq[i].encode()).hexdigest())
+  chosen, n = set(), 0
+  for i in order:
+    if chosen and n + counts[i] > fraction * len(groups) * 1.5:
+      continue
+    if len(chosen) == len(uniq) - 1:
+      break
+    chosen.add(uniq[i])
+    n += counts[i]
+    if n >= fraction * len(groups):
+      break
+  return np.array(["valid" if g in chosen else "train" for g in np.asarray(groups, str)], object)
+
+
 def make_splits(e, holdout_fraction: float = 0.15) -> tuple[dict[str, Split], list[str], str]:
   """(train/valid/test Splits, class names, how valid was made) from ``Embedded``.
 
@@ -82,7 +105,7 @@ def make_splits(e, holdout_fraction: float = 0.15) -> tuple[dict[str, Split], li
   if not valid_mask.any():
     # Held out by group: no speaker / source / file in both parts.
     groups = e.groups[train_mask]
-    part = manifest_lib.hash_split(groups, (("train", 1 - holdout_fraction), ("valid", holdout_fraction)))
+    part = group_holdout(groups, holdout_fraction)
     how = "held-out group-disjoint part of train"
     if not (part == "valid").any() or not (part == "train").any():
       part = manifest_lib.hash_split(e.paths[train_mask], (("train", 1 - holdout_fraction),

@@ -51,11 +51,15 @@ def test_probe_without_valid_holds_out_disjoint_groups():
   assert how == "held-out group-disjoint part of train"
   # Group-disjointness: recompute which clips went where.
   train_idx = np.flatnonzero(e.splits == "train")
-  part = manifest_lib.hash_split(e.groups[train_idx], (("train", 0.85), ("valid", 0.15)))
+  part = probe.group_holdout(e.groups[train_idx], 0.15)
   assert set(e.groups[train_idx][part == "train"]).isdisjoint(e.groups[train_idx][part == "valid"])
   assert splits["valid"].n_clips == int((part == "valid").sum()) > 0
   r = probe.linear_probe(e, seeds=(0, 1, 2), steps=300)
   assert r["accuracy"]["mean"] > 0.95
+  # A handful of groups (speakers): still one whole group held out, never all.
+  few = probe.group_holdout(np.array(["a"] * 10 + ["b"] * 3 + ["c"] * 7), 0.15)
+  assert (few == "valid").sum() in (3, 7, 10) and (few == "train").any()
+  assert len(set(few[:10])) == len(set(few[10:13])) == len(set(few[13:])) == 1
 
 
 def test_clip_averaging_differs_from_slice_votes():
