@@ -677,7 +677,7 @@ class Builder:
       secs = time.time() - t0
       stats = self.write_stats(build_seconds=secs, peak_mb=getattr(self, "peak_bytes", 0) / 2 ** 20)
       log(f"suite built in {secs:.0f} s, {stats['disk_mb']:.0f} MB under {self.root} "
-          f"(peak {stats['peak_disk_mb']:.0f} MB during the build)")
+          f"(peak {stats['peak_disk_mb'] or 0:.0f} MB during the build)")
       return stats
 
   # -------------------------------------------------------------- stats
@@ -688,6 +688,8 @@ class Builder:
     base = json.loads((self.root / "baselines.json").read_text()) \
         if (self.root / "baselines.json").exists() else {}
     for name in NAMES:
+      if not self.done(name):   # e.g. instrument without tinysoundfont
+        continue
       m = read_manifest(self.task_dir(name) / "manifest.csv")
       split = m.column("split")
       lab = m.column("label")
