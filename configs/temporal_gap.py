@@ -9,7 +9,8 @@ table; the loss falls well below the constant-prediction baseline within 300 ste
 Paper-silent choices made here (paper.md §9), all overridable:
   task.window_seconds  10    slices drawn uniformly inside a 10-s window
   task.loss            bce   cross-entropy against the soft normalised gap
-  task.head_hidden     0     Dense + sigmoid on the concatenated embeddings
+  task.head_features   symmetric  head input [|e1 - e2|, e1 * e2] ("concat": [e1, e2])
+  task.head_hidden     128   one ReLU layer, then Dense + sigmoid (0: a single Dense)
 """
 
 from configs import default
@@ -20,5 +21,6 @@ def get_config():
   c.task.name = "temporal_gap"
   c.task.window_seconds = 10.0
   c.task.loss = "bce"
-  c.task.head_hidden = 0
+  c.task.head_features = "symmetric"
+  c.task.head_hidden = 128
   return c
