@@ -27,4 +27,5 @@ def get_config():
   c.task.context = 2
   c.task.gap_frames = 0
   c.task.window_seconds = 10.0
+  c.task.decoder_bias_init = -6.5   # decoder output starts at the typical log-mel level
   return c

@@ -78,7 +78,8 @@ class Audio2VecModel(nn.Module):
       z = encoder(mel_mid, train=train)
       outputs, target = 2 * p, jnp.moveaxis(mel_ctx, 1, -1)          # [B, F, M, 2P]
     pred = SliceDecoder(frames=t.frontend.slice_frames, mels=t.frontend.n_mels,
-                        width=dec_cfg.width, outputs=outputs, name="decoder")(z)
+                        width=dec_cfg.width, outputs=outputs,
+                        out_bias=t.config.task.get("decoder_bias_init", -6.5), name="decoder")(z)
     return {"pred": pred, "target": jax.lax.stop_gradient(target)}
 
 

@@ -32,7 +32,8 @@ class AutoEncoderModel(nn.Module):
     mel = fe.log_mel(audio, t.frontend)                              # [B, F, M]
     z = t.make_encoder()(mel, train=train)
     pred = SliceDecoder(frames=t.frontend.slice_frames, mels=t.frontend.n_mels,
-                        width=t.config.encoder.width, outputs=1, name="decoder")(z)
+                        width=t.config.encoder.width, outputs=1,
+                        out_bias=t.config.task.get("decoder_bias_init", -6.5), name="decoder")(z)
     return {"pred": pred, "target": jax.lax.stop_gradient(mel[..., None])}
 
 
