@@ -330,7 +330,7 @@ for name in NAMES:
   worst = 0.0
   for a, b in zip(jax.tree.leaves((p1, b1)), jax.tree.leaves((p8, b8))):
     d = np.abs(np.asarray(a) - np.asarray(b))
-    bad += int(np.sum(d > 1e-6 + 1e-5 * np.abs(np.asarray(a))))
+    bad += int(np.sum(d > 1e-5 + 1e-5 * np.abs(np.asarray(a))))   # float32 reduction order
     worst = max(worst, float(d.max()))
   out[name] = {"loss1": l1, "loss8": l8, "bad": bad, "worst": worst, "silence": silence}
 print(json.dumps(out))
