@@ -49,10 +49,6 @@ class AutoEncoder(Task):
                        f"one slice ({f.slice_samples / f.sample_rate:.3f} s)")
 
   @property
-  def clip_samples(self) -> int:
-    return int(round(self.config.task.window_seconds * self.frontend.sample_rate))
-
-  @property
   def min_samples(self) -> int:
     return self.frontend.slice_samples
 

@@ -44,8 +44,11 @@ class Task:
   # --- host side -------------------------------------------------------------
   @property
   def clip_samples(self) -> int:
-    """Samples the pipeline loads per example (a random window of the file)."""
-    raise NotImplementedError
+    """Samples the pipeline loads per example (a random window of the file).
+
+    Default: ``config.task.window_seconds`` of audio.
+    """
+    return int(round(self.config.task.window_seconds * self.frontend.sample_rate))
 
   @property
   def min_samples(self) -> int:
@@ -79,6 +82,15 @@ class Task:
     enc = self.config.encoder
     return Encoder(width=enc.width, embedding_dim=enc.embedding_dim, norm=enc.norm,
                    axis_name=DATA_AXIS, name="encoder")
+
+
+def check_window_fits_two_slices(config: ml_collections.ConfigDict) -> None:
+  """config.task.window_seconds must exceed one slice by 5%, so two slices can differ."""
+  f = fe.FrontendConfig.from_dict(config.frontend)
+  slice_s = f.slice_samples / f.sample_rate
+  if not config.task.window_seconds > slice_s * 1.05:
+    raise ValueError(f"config.task.window_seconds: {config.task.window_seconds} must exceed one "
+                     f"slice ({slice_s:.3f} s) by at least 5%")
 
 
 def to_int16(audio: np.ndarray) -> np.ndarray:

@@ -25,9 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ssl_audio import frontend as fe
 from ssl_audio import tasks
-from ssl_audio.tasks.base import Task, embed_windows, random_starts
+from ssl_audio.tasks.base import Task, check_window_fits_two_slices, embed_windows, random_starts
 
 
 class TemporalGapModel(nn.Module):
@@ -54,20 +53,13 @@ class TemporalGap(Task):
   @classmethod
   def validate_config(cls, config):
     t = config.task
-    slice_s = fe.FrontendConfig.from_dict(config.frontend).slice_samples / config.frontend.sample_rate
-    if not t.window_seconds > slice_s * 1.05:
-      raise ValueError(f"config.task.window_seconds: {t.window_seconds} must exceed one slice "
-                       f"({slice_s:.3f} s) by at least 5%")
+    check_window_fits_two_slices(config)
     if t.loss not in ("bce", "mse"):
       raise ValueError(f"config.task.loss: {t.loss!r} is not 'bce' or 'mse'")
     if t.get("head_features", "concat") not in ("concat", "symmetric"):
       raise ValueError(f"config.task.head_features: {t.head_features!r} is not 'concat' or 'symmetric'")
     if t.head_hidden < 0:
       raise ValueError(f"config.task.head_hidden: must be >= 0, got {t.head_hidden}")
-
-  @property
-  def clip_samples(self) -> int:
-    return int(round(self.config.task.window_seconds * self.frontend.sample_rate))
 
   @property
   def min_samples(self) -> int:

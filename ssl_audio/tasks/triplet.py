@@ -40,10 +40,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssl_audio import frontend as fe
 from ssl_audio import tasks
 from ssl_audio.parallel import DATA_AXIS
-from ssl_audio.tasks.base import Task, embed_windows
+from ssl_audio.tasks.base import Task, check_window_fits_two_slices, embed_windows
 
 
 class TripletModel(nn.Module):
@@ -95,11 +94,7 @@ class Triplet(Task):
   @classmethod
   def validate_config(cls, config):
     t = config.task
-    f = fe.FrontendConfig.from_dict(config.frontend)
-    slice_s = f.slice_samples / f.sample_rate
-    if not t.window_seconds > slice_s * 1.05:
-      raise ValueError(f"config.task.window_seconds: {t.window_seconds} must exceed one slice "
-                       f"({slice_s:.3f} s) by at least 5%")
+    check_window_fits_two_slices(config)
     if not t.max_positive_seconds > 0:
       raise ValueError(f"config.task.max_positive_seconds: must be > 0, got {t.max_positive_seconds}")
     if not t.margin > 0:
@@ -109,10 +104,6 @@ class Triplet(Task):
     if config.batch_size < 2:
       raise ValueError("config.batch_size: the triplet loss needs >= 2 examples (negatives "
                        f"come from other examples), got {config.batch_size}")
-
-  @property
-  def clip_samples(self) -> int:
-    return int(round(self.config.task.window_seconds * self.frontend.sample_rate))
 
   @property
   def min_samples(self) -> int:
