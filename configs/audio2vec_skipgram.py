@@ -3,12 +3,11 @@ r"""Audio2Vec skip-gram pretraining: rebuild the 2 + 2 context slices from the m
 Command:
   python main.py --config=configs/audio2vec_skipgram.py --workdir=runs/sg
 
-Result: (2026-11-25, 2-core CPU shared with other jobs, timings noisy; width 1, batch 16;
-  suite:pretrain was being rebuilt, so pretrained on its 31 drascula-music tracks
-  (decoded from the suite's staging copy; the other pool files are < 4.8 s)):
-  300 steps: MSE 1.675 vs baseline 1.678, i.e. only reaching the mean-slice baseline
-  (it starts at ~21 and is still falling; 300 steps at batch 16 is too short);
-  about 0.56 steps/s. Width 4 not measured (no time).
+Result (2026-11-26, 2-core CPU shared with a CI run; width 1, batch 16, suite:pretrain,
+  300 steps, means over steps 201-300): MSE 4.748 vs 6.293 for the batch's mean slice,
+  1.62 steps/s. (Before the decoder started at the log-mel level, task.decoder_bias_init,
+  300 steps only reached the baseline: 1.675 vs 1.678 on a music-only subset.)
+  Width 4 not measured.
 
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.context         2      2 past + 2 future target slices of 96 frames (5-slice block)
