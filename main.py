@@ -10,6 +10,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from ssl_audio import train
+from ssl_audio.metric_writer import quiet_orbax_logging
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
@@ -20,10 +21,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.INFO)
-  # Orbax logs every save step by step at INFO; keep its warnings only.
-  logging.get_absl_handler().addFilter(
-      lambda r: r.levelno >= logging.WARNING or "/orbax/" not in r.pathname)
+  quiet_orbax_logging(logging.WARNING)
   train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 

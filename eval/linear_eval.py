@@ -226,9 +226,8 @@ def write_comparison(out: Path, models: dict[str, dict[str, dict]], tasks: list[
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.INFO)
-  logging.get_absl_handler().addFilter(
-      lambda r: r.levelno >= logging.ERROR or "/orbax/" not in r.pathname)
+  from ssl_audio.metric_writer import quiet_orbax_logging
+  quiet_orbax_logging(logging.ERROR)
   from ssl_audio import pretrained
   if not FLAGS.workdir:
     raise app.UsageError("--workdir is required")

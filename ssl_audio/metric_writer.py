@@ -9,6 +9,14 @@ import os
 from absl import logging
 
 
+def quiet_orbax_logging(min_level: int = logging.WARNING) -> None:
+  """Entry points log at INFO; Orbax logs every save step by step there, so keep only
+  its records at ``min_level`` and above."""
+  logging.set_verbosity(logging.INFO)
+  logging.get_absl_handler().addFilter(
+      lambda r: r.levelno >= min_level or "/orbax/" not in r.pathname)
+
+
 class MetricWriter:
   def __init__(self, workdir: str, enabled: bool = True):
     self.enabled = enabled
