@@ -9,6 +9,8 @@ Re-running the same command resumes from the latest checkpoint in the workdir.
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+import data.suite  # noqa: F401  registers suite: (the library itself never imports data/)
+import eval.evaluators  # noqa: F401  registers the linear_probe evaluator for config.evals
 from ssl_audio import train
 from ssl_audio.metric_writer import quiet_orbax_logging
 

@@ -4,7 +4,7 @@ Command:
   python bench/evaluation.py [--quick] [--max-clips N] [--probe-steps N]
 
 Uses the eval code's API as ``python -m eval.linear_eval`` does:
-``eval.embeddings.embed_task(pre, task, cache_dir=None)`` (decode, cut into
+``eval.embeddings.embed_benchmark(pre, task, cache_dir=None)`` (decode, cut into
 96-frame slices, jitted frozen encoder; no cache, so every run embeds) and
 ``eval.probe.linear_probe(e, seeds, steps)`` (the lr x weight-decay grid, all
 seeds at once). The encoder is the Untrained baseline
@@ -34,7 +34,7 @@ def suite_tasks() -> list[tuple[str, str]]:
   try:
     from data import suite
     out = []
-    for t in suite.TASKS:
+    for t in suite.BENCHMARKS:
       p = suite.manifest_path(t, build=False)
       if p.is_file():
         out.append((t, f"manifest:{p}"))
@@ -93,7 +93,7 @@ def main(argv=None):
   rows = []
   for name, spec in tasks:
     t0 = time.perf_counter()
-    e = E.embed_task(pre, spec, cache_dir=None, max_clips=args.max_clips or None)
+    e = E.embed_benchmark(pre, spec, cache_dir=None, max_clips=args.max_clips or None)
     t1 = time.perf_counter()
     lp = probe.linear_probe(e, seeds=tuple(range(args.seeds)), steps=args.probe_steps)
     t2 = time.perf_counter()

@@ -86,11 +86,11 @@ def main(argv=None):
 
   import train_step as ts
   from ssl_audio import manifest as manifest_lib
-  from ssl_audio import train
+  from ssl_audio import state as state_lib
 
   ts.import_all_tasks()
   cfg = ts.task_config(args.task, 1.0, args.batch)
-  task = train.build_task(cfg)
+  task = state_lib.build_task(cfg)
   tmp = None
   path = suite_manifest()
   source = "suite:pretrain"

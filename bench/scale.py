@@ -9,7 +9,7 @@ interpreter that imported the same modules is reported next to it):
 
 * write: ``ssl_audio.manifest.write_manifest`` of N rows (path, label, split,
   speaker, duration) pointing at a handful of real files repeated;
-* load: ``ssl_audio.manifest.read_manifest`` (parse + validate);
+* load: ``ssl_audio.manifest.read_manifest`` (parse + check columns);
 * first batch: ``read_manifest`` + ``input_pipeline.make_train_iterator`` over it
   (0 workers, batch 64, temporal_gap) + ``next()``.
 
@@ -62,9 +62,9 @@ def stage(name: str, folder: str, rows: int, files: list[str]) -> None:
   elif name == "first_batch":
     sys.path.insert(0, str(HERE))
     import train_step as ts
-    from ssl_audio import input_pipeline, train
+    from ssl_audio import input_pipeline, state as state_lib
     ts.import_all_tasks()
-    task = train.build_task(ts.task_config("temporal_gap", 1.0, 64))
+    task = state_lib.build_task(ts.task_config("temporal_gap", 1.0, 64))
     base = _maxrss_mib()    # after the JAX / task imports
     t = time.perf_counter()
     m = manifest_lib.read_manifest(path)

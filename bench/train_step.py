@@ -96,24 +96,17 @@ def synthetic_classes(task) -> tuple[list[str], np.ndarray]:
 
 class JaxStep:
   def __init__(self, name: str, width: float, batch: int):
-    from ssl_audio import parallel, train
+    from ssl_audio import parallel, state as state_lib, train
     c = task_config(name, width, batch)
-    task = train.build_task(c)
-    num_classes = None
+    task = state_lib.build_task(c)
     if task.needs_labels:
-      classes, counts = synthetic_classes(task)
-      if hasattr(task, "set_classes"):
-        task.set_classes(classes, counts)
-      num_classes = len(classes)
+      task = state_lib.build_task(c, *synthetic_classes(task))
+    num_classes = len(task.classes) if task.needs_labels else None
     self.task, self.config, self.num_classes = task, c, num_classes
-    model = task.model(num_classes)
-    tx, sched = train.make_optimizer(c)
-    variables = train.init_variables(model, task, 0, num_classes or 2)
-    self.params = int(sum(np.prod(p.shape) for p in jax.tree.leaves(variables["params"])))
+    model = state_lib.build_model(task)
+    state, tx, sched = state_lib.create_train_state(c, task, model, seed=0)
+    self.params = int(sum(np.prod(p.shape) for p in jax.tree.leaves(state.params)))
     mesh = parallel.make_mesh(1)
-    state = train.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
-                             batch_stats=variables.get("batch_stats", {}),
-                             opt_state=tx.init(variables["params"]))
     self.state = jax.device_put(state, parallel.replicated(mesh))
     self.batch_np = task.example_batch(batch, num_classes or 2)
     self.batch = parallel.global_batch(self.batch_np, mesh)

@@ -34,6 +34,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.encoder.width = 1.0             # channel multiplier: 1 (about 19 MFLOPs per slice) or 4
   c.encoder.embedding_dim = 128
   c.encoder.norm = "batch"          # batch | none
+  c.encoder.input_norm = "none"     # none | pool: log-mel (x - mean) / std of the pretraining pool
+  c.encoder.input_mean = 0.0        # set by the trainer when input_norm = "pool"
+  c.encoder.input_std = 1.0
 
   c.task = ml_collections.ConfigDict()
   c.task.name = ""

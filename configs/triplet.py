@@ -8,10 +8,14 @@ Result: (2026-11-25, 2-core CPU shared with other jobs, so timings are noisy; wi
   ufoai-sound, decoded from the suite's staging copy while suite:pretrain was being
   rebuilt)): loss 0.011 vs baseline (margin) 0.100; about 0.44 steps/s at width 1,
   0.14 steps/s at width 4 (6 steps, synthetic data).
+  (result measured with the old overlapping positives, 0-1 s from the anchor; to be re-measured)
 
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.window_seconds        10       anchor drawn uniformly inside a 10-s window
-  task.max_positive_seconds  1.0      positive starts within 1 s of the anchor
+  task.min_positive_seconds  0.975    one slice: the positive never overlaps the anchor
+  task.max_positive_seconds  2.0      start distance uniform in [0.975, 2.0] s either side
+                                      (room for about one more slice; 0 and 1.0: the old sampler)
+  task.gain_jitter_db        6.0      independent gain per slice in +-6 dB (0: none)
   task.margin                0.1      on SQUARED distances of L2-normalised embeddings
   task.fallback              hardest  when no negative is farther than the positive
   negatives: all other examples' anchors and positives of the GLOBAL batch
@@ -25,7 +29,9 @@ def get_config():
   c = default.get_config()
   c.task.name = "triplet"
   c.task.window_seconds = 10.0
-  c.task.max_positive_seconds = 1.0
+  c.task.min_positive_seconds = 0.975
+  c.task.max_positive_seconds = 2.0
+  c.task.gain_jitter_db = 6.0
   c.task.margin = 0.1
   c.task.fallback = "hardest"
   return c

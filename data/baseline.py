@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from ssl_audio.audio import SAMPLE_RATE, load_audio
 
 
 def _mel_filters(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
@@ -57,7 +57,6 @@ def mfcc(x: np.ndarray, sr: int = SAMPLE_RATE, n_mfcc: int = 20, n_fft: int = 40
 
 def mfcc_stats(path: str) -> np.ndarray:
   """20 MFCCs (25 ms / 10 ms, 40 mels) -> mean and std over time (40 numbers), then 4 segment means."""
-  from ssl_audio.audio import load_audio
   x = load_audio(path, SAMPLE_RATE)
   m = mfcc(x)
   segs = [seg.mean(axis=1) for seg in np.array_split(m, 4, axis=1) if seg.shape[1]]

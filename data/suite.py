@@ -6,7 +6,7 @@ Usage::
   python -m data.suite manifest digits  # path of a task's manifest (builds on first use)
   python -m data.suite info             # table: task, classes, clips, minutes, split rule, baseline
 
-Library API: ``manifest_path(name, build=True)``, ``TASKS``, ``NAMES``, ``data_root()``.
+Library API: ``manifest_path(name, build=True)``, ``BENCHMARKS``, ``NAMES``, ``data_root()``.
 
 Output, under ``data_root()`` ($SSL_AUDIO_DATA, default ~/.cache/ssl_audio)::
 
@@ -45,11 +45,12 @@ import soundfile as sf
 import soxr
 
 from data import suite_sources as S
+from ssl_audio import manifest as manifest_lib
+from ssl_audio.audio import SAMPLE_RATE, to_mono
 
 SUITE_VERSION = "2"
-SAMPLE_RATE = 16000
-TASKS = ("digits", "language", "msn", "instrument")
-NAMES = ("pretrain",) + TASKS
+BENCHMARKS = ("digits", "language", "msn", "instrument")   # labelled downstream sources
+NAMES = ("pretrain",) + BENCHMARKS
 WORKERS = 2
 LOCK_FILE = Path(__file__).with_name("suite.lock.json")
 REPO_STATS = Path(__file__).with_name("suite_stats.json")
@@ -187,7 +188,7 @@ def read_source(path: str, start: float | None = None, dur: float | None = None
       if start is not None:
         f.seek(min(int(start * sr), f.frames))
       x = f.read(-1 if dur is None else int(dur * sr), dtype="float32", always_2d=True)
-  x = x.mean(axis=1)
+  x = to_mono(x, channels_last=True)   # always_2d: [frames, channels]
   if not np.all(np.isfinite(x)):
     raise ValueError(f"non-finite samples in {path}")
   return x.astype(np.float32), sr
@@ -344,7 +345,7 @@ def render_family(job: dict) -> list[dict]:
     b = np.frombuffer(synth.generate(total - on), dtype=np.float32)
     synth.sounds_off()
     synth.generate(SAMPLE_RATE // 10)  # flush
-    x = np.concatenate([a, b]).reshape(-1, 2).mean(axis=1)
+    x = to_mono(np.concatenate([a, b]).reshape(-1, 2), channels_last=True)  # interleaved stereo
     if np.max(np.abs(x)) < 1e-4:
       continue  # silent preset in this soundfont
     rel = f"{pkg}/{n['family']}_p{n['program']:03d}_n{n['pitch']:03d}_v{n['velocity']:03d}.flac"
@@ -545,7 +546,6 @@ class Builder:
     return self.root / name
 
   def finish_task(self, name: str, rows: list[dict], items: list[S.Item] | None = None) -> None:
-    from ssl_audio.manifest import write_manifest
     tdir = self.task_dir(name)
     rows = sorted(rows, key=lambda r: r["path"])
     for pkg in sorted({r["package"] for r in rows}):
@@ -558,7 +558,7 @@ class Builder:
     if items is not None:  # source files per split (package:path): keeps test files out of pretraining
       write_json(tdir / "origins.json", {s: sorted({o for i in items if i.split == s for o in i.origins})
                                          for s in sorted({i.split for i in items})})
-    write_manifest(tdir / "manifest.csv", rows)
+    manifest_lib.write_manifest(tdir / "manifest.csv", rows)
     for side in tdir.rglob("*.rows.json"):
       side.unlink()
     self.mark(name)
@@ -587,7 +587,7 @@ class Builder:
 
   def build_pretrain(self) -> None:
     excluded: set[str] = set()
-    for t in TASKS:
+    for t in BENCHMARKS:
       f = self.task_dir(t) / "origins.json"
       if f.exists():
         excluded |= set(json.loads(f.read_text()).get("test", []))
@@ -656,14 +656,14 @@ class Builder:
           fn()
           self.note_disk()
         self.drop(())
-        built = [t for t in TASKS if self.done(t)]
+        built = [t for t in BENCHMARKS if self.done(t)]
         if not self.done("baseline") and built:
           from data import baseline
           log("baselines (MFCC mean+std -> logistic regression)")
           t1 = time.time()
           res = baseline.run_all(self.root, built, pool=self.pool())
           write_json(self.root / "baselines.json", res)
-          if len(built) == len(TASKS):
+          if len(built) == len(BENCHMARKS):
             self.mark("baseline")
           log(f"baselines in {time.time() - t1:.0f} s: " + ", ".join(
               f"{t} {r['test_accuracy']:.3f}" for t, r in res.items()))
@@ -682,7 +682,6 @@ class Builder:
 
   # -------------------------------------------------------------- stats
   def write_stats(self, build_seconds: float | None = None, peak_mb: float | None = None) -> dict:
-    from ssl_audio.manifest import read_manifest
     st: dict = {"version": SUITE_VERSION, "tasks": {}}
     old = self.stats()
     base = json.loads((self.root / "baselines.json").read_text()) \
@@ -690,7 +689,7 @@ class Builder:
     for name in NAMES:
       if not self.done(name):   # e.g. instrument without tinysoundfont
         continue
-      m = read_manifest(self.task_dir(name) / "manifest.csv")
+      m = manifest_lib.read_manifest(self.task_dir(name) / "manifest.csv")
       split = m.column("split")
       lab = m.column("label")
       counts = {s: {} for s in sorted(set(split))}
@@ -750,6 +749,25 @@ def manifest_path(name: str, build: bool = True) -> Path:
       raise RuntimeError(f"suite:{name} was not built: it needs the SoundFont renderer, "
                          "`pip install --no-deps tinysoundfont==0.3.7`; then `python -m data.suite build`")
   return path
+
+
+# Views of the pretraining pool by kind of audio (rows of suite:pretrain with that label),
+# for the paper's RQ3: the same method pretrained on speech only vs the diverse pool.
+POOL_VIEWS = {"pretrain_speech": "speech", "pretrain_music": "music"}
+
+
+def resolve_name(name: str) -> manifest_lib.Manifest:
+  """The manifest of suite:NAME, built on first use (``manifest.resolve`` calls this)."""
+  if name in POOL_VIEWS:
+    m = manifest_lib.read_manifest(manifest_path("pretrain", build=True))
+    view = m.where(label=POOL_VIEWS[name])
+    return dataclasses.replace(view, name=f"suite:{name}")
+  return manifest_lib.read_manifest(manifest_path(name, build=True))
+
+
+manifest_lib.register_scheme("suite", resolve_name, f"suite:NAME, NAME in "
+                             f"{', '.join(NAMES + tuple(POOL_VIEWS))} (the offline suite, built on "
+                             "first use)")
 
 
 def info_table(root: Path | None = None) -> str:

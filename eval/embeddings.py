@@ -1,6 +1,7 @@
-"""Frozen-encoder embeddings of every clip of a labelled task, cached on disk.
+"""Frozen-encoder features of every clip of a labelled benchmark, cached on disk.
 
-A task is any data-source name ``ssl_audio.manifest.resolve`` accepts with a
+("Task" is kept for pretext tasks; the labelled downstream datasets are benchmarks.)
+A benchmark is any data-source name ``ssl_audio.manifest.resolve`` accepts with a
 ``label`` column: ``suite:NAME``, ``manifest:PATH`` or ``folder:PATH``. Rows without
 a ``split`` get one from ``ensure_split`` (a hash of speaker, else source, else the
 file name). Each clip is cut into non-overlapping 96-frame slices (a clip shorter
@@ -8,9 +9,10 @@ than one slice is zero-padded to one); every slice is embedded by the frozen
 encoder, jitted, in fixed-size batches sharded over the ``("data",)`` mesh (the
 last batch padded). Files that fail to decode are skipped and counted.
 
-Cache: ``<cache_dir>/<task>-<weights>-<key>.npz`` where ``key`` hashes the weights
-(checkpoint step or untrained seed), the task name, the manifest's content, the
-front-end settings and ``max_clips``, so a second run with the same inputs loads
+Cache: ``<cache_dir>/<benchmark>-<weights>-<key>.npz`` where ``key`` hashes the
+weights (checkpoint step or untrained seed, and BatchNorm re-estimation), the
+benchmark's name, the manifest's content, the front-end settings, ``max_clips``
+and the features (``embedding``, ``pooled``, ``blocks``), so a second run with the same inputs loads
 the file instead of decoding and embedding again.
 """
 
@@ -29,6 +31,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 from absl import logging
 
+import data.suite  # noqa: F401  registers suite: (every eval entry point resolves through here)
 from ssl_audio import audio as audio_lib
 from ssl_audio import manifest as manifest_lib
 from ssl_audio.pretrained import split_slices
@@ -36,23 +39,10 @@ from ssl_audio.pretrained import split_slices
 CACHE_VERSION = 1
 
 
-# ============================================================================ tasks
+# ============================================================================ benchmarks
 
-def task_name(spec: str) -> str:
-  """A short file-system-safe name: suite:digits -> digits, folder:/a/b -> folder-b."""
-  if spec.startswith("suite:"):
-    return spec.split(":", 1)[1]
-  kind, _, rest = spec.partition(":") if ":" in spec else ("path", "", spec)
-  p = Path(rest.rstrip("/"))
-  stem = p.stem or "task"
-  if stem == "manifest" and p.parent.name:   # <task>/manifest.csv (the suite's layout)
-    stem = p.parent.name
-  safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)
-  return f"{kind}-{safe}"
-
-
-def load_task(spec: str) -> manifest_lib.Manifest:
-  """The labelled manifest of a task, with a split column; unlabelled rows dropped."""
+def load_benchmark(spec: str) -> manifest_lib.Manifest:
+  """The labelled manifest of a benchmark, with a split column; unlabelled rows dropped."""
   m = manifest_lib.resolve(spec)
   if not m.has("label"):
     raise manifest_lib.ManifestError(f"{spec}: a probe task needs a 'label' column "
@@ -63,14 +53,6 @@ def load_task(spec: str) -> manifest_lib.Manifest:
     counts = collections.Counter(m.column("split"))
     raise manifest_lib.ManifestError(f"{spec}: need 'train' and 'test' rows, have {dict(counts)}")
   return m
-
-
-def group_keys(m: manifest_lib.Manifest) -> np.ndarray:
-  """Speaker, else source, else file name: what a held-out part must not share."""
-  for key in ("speaker", "source"):
-    if m.has(key):
-      return np.asarray(m.column(key), dtype=object)
-  return np.array([os.path.basename(p) for p in m.column("path")], dtype=object)
 
 
 def manifest_hash(m: manifest_lib.Manifest) -> str:
@@ -142,7 +124,7 @@ def iter_clips(m: manifest_lib.Manifest, rows: Sequence[int], sample_rate: int,
         futures.append((nxt, pool.submit(_decode, m, nxt, sample_rate)))
 
 
-def decode_task(m: manifest_lib.Manifest, rows: Sequence[int], sample_rate: int,
+def decode_benchmark(m: manifest_lib.Manifest, rows: Sequence[int], sample_rate: int,
                 slice_samples: int, workers: int = 2) -> Decoded:
   """All clips as int16 slices in memory (for the in-training probe's audio cache)."""
   slices, clip, ok_rows, reasons = [], [], [], collections.Counter()
@@ -151,17 +133,13 @@ def decode_task(m: manifest_lib.Manifest, rows: Sequence[int], sample_rate: int,
       reasons[x] += 1
       continue
     s = split_slices(x, slice_samples)
-    slices.append(to_int16(s))
+    slices.append(audio_lib.to_int16(s))
     clip.append(np.full(len(s), len(ok_rows), np.int32))
     ok_rows.append(r)
   if not ok_rows:
     raise RuntimeError(f"{m.name}: no clip could be decoded ({dict(reasons)})")
   return Decoded(np.concatenate(slices), np.concatenate(clip), np.asarray(ok_rows),
                  int(sum(reasons.values())), dict(reasons))
-
-
-def to_int16(x: np.ndarray) -> np.ndarray:
-  return (np.clip(x, -1.0, 32767 / 32768) * 32768).astype(np.int16)
 
 
 # ============================================================================ embedding
@@ -205,7 +183,7 @@ class Embedded:
 def clip_metadata(m: manifest_lib.Manifest, rows: np.ndarray) -> dict:
   return {"labels": np.asarray(m.column("label"), object)[rows],
           "splits": np.asarray(m.column("split"), object)[rows],
-          "groups": group_keys(m)[rows],
+          "groups": manifest_lib.group_keys(m)[rows],
           "paths": np.array([m.path(i) for i in rows], dtype=object)}
 
 
@@ -236,7 +214,7 @@ def embed_stream(embed_batch: Callable[[np.ndarray], np.ndarray], m: manifest_li
     if isinstance(x, str):
       reasons[x] += 1
       continue
-    s = to_int16(split_slices(x, slice_samples))
+    s = audio_lib.to_int16(split_slices(x, slice_samples))
     pending.append(s)
     n_pending += len(s)
     clip.append(np.full(len(s), len(ok_rows), np.int32))
@@ -254,28 +232,34 @@ def embed_stream(embed_batch: Callable[[np.ndarray], np.ndarray], m: manifest_li
                   reasons=dict(reasons), **clip_metadata(m, np.asarray(ok_rows)))
 
 
-def cache_path(cache_dir: str | os.PathLike, task: str, weights: str, m: manifest_lib.Manifest,
-               frontend: dict, max_clips: int | None) -> Path:
-  key = json.dumps({"v": CACHE_VERSION, "weights": weights, "task": task,
-                    "manifest": manifest_hash(m), "frontend": frontend,
-                    "max_clips": max_clips or 0}, sort_keys=True)
-  h = hashlib.sha1(key.encode()).hexdigest()[:12]
-  return Path(cache_dir) / f"{task_name(task)}-{weights}-{h}.npz"
+def cache_path(cache_dir: str | os.PathLike, benchmark: str, weights: str, m: manifest_lib.Manifest,
+               frontend: dict, max_clips: int | None, features: str = "embedding") -> Path:
+  key = {"v": CACHE_VERSION, "weights": weights, "task": benchmark, "manifest": manifest_hash(m),
+         "frontend": frontend, "max_clips": max_clips or 0}
+  if features != "embedding":   # the default keeps the cache names written before the option
+    key["features"] = features
+  h = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+  return Path(cache_dir) / f"{manifest_lib.short_name(benchmark, 'file')}-{weights}-{h}.npz"
 
 
-def embed_task(pre, task: str, cache_dir: str | os.PathLike | None = None,
-               max_clips: int | None = None, workers: int = 2, refresh: bool = False
-               ) -> Embedded:
-  """Embeddings of every clip of ``task`` by ``pre`` (a ``Pretrained``), cached.
+def embed_benchmark(embedder, benchmark: str, cache_dir: str | os.PathLike | None = None,
+                    max_clips: int | None = None, workers: int = 2, refresh: bool = False
+                    ) -> Embedded:
+  """Features of every clip of ``benchmark`` by ``embedder`` (an ``Embedder``), cached.
 
-  ``cache_dir`` defaults to ``<pre.workdir>/eval/cache``; None and no workdir: no cache.
+  ``cache_dir`` defaults to ``<workdir>/eval/cache`` for a ``Pretrained``; None and
+  no workdir: no cache. The key holds the weights' identity and the features.
   """
-  m = load_task(task)
-  if cache_dir is None and pre.workdir:
-    cache_dir = os.path.join(pre.workdir, "eval", "cache")
+  task = benchmark
+  pre = embedder
+  m = load_benchmark(task)
+  workdir = getattr(pre, "workdir", "")
+  if cache_dir is None and workdir:
+    cache_dir = os.path.join(workdir, "eval", "cache")
   path = None
   if cache_dir is not None:
-    path = cache_path(cache_dir, task, pre.identity, m, pre.frontend.to_dict(), max_clips)
+    path = cache_path(cache_dir, task, pre.identity, m, pre.frontend.to_dict(), max_clips,
+                      pre.features)
     if path.is_file() and not refresh:
       try:
         e = Embedded.load(path)
@@ -288,7 +272,8 @@ def embed_task(pre, task: str, cache_dir: str | os.PathLike | None = None,
   t0 = time.time()
   e = embed_stream(pre.embed_batch, m, rows, pre.sample_rate, pre.slice_samples,
                    batch_size=pre.batch_size, workers=workers)
-  e.info = {"task": task, "weights": pre.identity, "manifest": manifest_hash(m),
+  e.info = {"task": task, "weights": pre.identity, "features": pre.features,
+            "manifest": manifest_hash(m),
             "rows": int(len(rows)), "clips": e.n_clips, "slices": int(len(e.emb)),
             "seconds": round(time.time() - t0, 1), "cached": False}
   if e.skipped:

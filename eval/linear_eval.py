@@ -4,8 +4,19 @@ r"""Downstream evaluation of pretrained encoders: linear probe (and fine-tuning)
   python -m eval.linear_eval --workdir=runs/tg,runs/sup --tasks=suite:msn,suite:digits --seeds=3
   python -m eval.linear_eval --workdir=runs/tg --tasks=folder:/data/birds --finetune_blocks=0,2,all
   python -m eval.linear_eval --workdir=runs/tg --tasks=manifest:/data/x.csv --step=1000
+  python -m eval.linear_eval --workdir=runs/tg --baselines=untrained --features=blocks \
+      --clip_pooling=stats --bn_reestimate
 
-Tasks: ``suite:NAME`` (digits, language, msn, instrument), ``suite:all``,
+Protocol options (the same for every model of one invocation): ``--features``
+(embedding | pooled | blocks, see ``ssl_audio.embed``), ``--clip_pooling`` (logits:
+mean of slice logits; stats: the probe sees mean and std of the slice features of
+each clip, as the MFCC baseline does), ``--bn_reestimate`` (BatchNorm statistics
+re-estimated on the benchmark's train clips). Non-default protocols write under
+``<workdir>/eval/<protocol>/`` (e.g. ``blocks-stats-bn``). The Untrained baseline
+uses ``--untrained_seeds`` init seeds (default 3): its row is the mean and interval
+over them, and comparison.md adds each model's paired difference against it.
+
+Benchmarks (``--benchmarks``, also ``--tasks``): ``suite:NAME`` (digits, language, msn, instrument), ``suite:all``,
 ``manifest:PATH`` (label column; split column optional), ``folder:PATH`` (one
 sub-folder per class). Without a split, ``ssl_audio.manifest.ensure_split`` hashes
 the speaker, else the source, else the file name (70/10/20).
@@ -28,9 +39,22 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
+import data.suite  # registers suite: (and names the suite:all tasks)
+from ssl_audio import audio as audio_lib
+from ssl_audio import manifest as manifest_lib
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("workdir", None, "Pretraining workdir(s), comma-separated.")
-flags.DEFINE_list("tasks", ["suite:all"], "Tasks: suite:NAME, suite:all, manifest:PATH, folder:PATH.")
+flags.DEFINE_list("benchmarks", ["suite:all"],
+                  "Labelled benchmarks: suite:NAME, suite:all, manifest:PATH, folder:PATH.")
+flags.DEFINE_alias("tasks", "benchmarks")   # the flag's first name, kept working
+flags.DEFINE_enum("features", "embedding", ["embedding", "pooled", "blocks"],
+                  "What is probed: the 128-d embedding, the pooled map before it, or block stats.")
+flags.DEFINE_enum("clip_pooling", "logits", ["logits", "stats"],
+                  "logits: mean of slice logits per clip; stats: probe on mean+std of slice features.")
+flags.DEFINE_boolean("bn_reestimate", False,
+                     "Re-estimate BatchNorm statistics on each benchmark's train clips first.")
+flags.DEFINE_integer("untrained_seeds", 3, "Init seeds of the Untrained baseline (mean, interval).")
 flags.DEFINE_integer("seeds", 3, "Probe seeds (reported as mean and 95% t-interval).")
 flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest of each workdir).")
 flags.DEFINE_list("finetune_blocks", ["0"], "0 = linear probe; k = last k blocks + head; all.")
@@ -44,15 +68,14 @@ flags.DEFINE_boolean("refresh", False, "Recompute embeddings even when cached.")
 flags.DEFINE_string("names", "", "Display names for the workdirs, comma-separated.")
 
 
-def expand_tasks(specs) -> list[str]:
+def expand_benchmarks(specs) -> list[str]:
   out = []
   for s in specs:
     s = s.strip()
     if not s:
       continue
     if s == "suite:all":
-      from data import suite
-      out += [f"suite:{t}" for t in suite.TASKS]
+      out += [f"suite:{t}" for t in data.suite.BENCHMARKS]
     else:
       out.append(s)
   return out
@@ -69,34 +92,46 @@ def _decode_clips(task: str, sample_rate: int, max_clips: int | None):
   """Whole clips (int16) for fine-tuning, with their labels and splits."""
   from eval import embeddings as E
   import numpy as np
-  m = E.load_task(task)
+  m = E.load_benchmark(task)
   rows = E.subset_rows(m, max_clips)
   clips, ok = [], []
   for r, x in E.iter_clips(m, rows, sample_rate):
     if isinstance(x, str):
       continue
-    clips.append(E.to_int16(x))
+    clips.append(audio_lib.to_int16(x))
     ok.append(r)
   ok = np.asarray(ok)
   return clips, m.column("label")[ok], m.column("split")[ok]
 
 
+def protocol_dir(protocol: dict) -> str:
+  """"" for the default protocol (the layout before the options), else e.g. "pooled-stats-bn"."""
+  parts = [protocol["features"]] if protocol["features"] != "embedding" else []
+  parts += [protocol["clip_pooling"]] if protocol["clip_pooling"] != "logits" else []
+  parts += ["bn"] if protocol["bn_reestimate"] else []
+  return "-".join(parts)
+
+
 def evaluate_model(label: str, pre, eval_dir: Path, cache_dir: Path, tasks: list[str],
                    seeds: int, finetune_blocks: list[str], finetune_steps: int,
-                   max_clips: int | None, probe_steps: int, refresh: bool) -> dict[str, dict]:
-  from eval import embeddings as E
+                   max_clips: int | None, probe_steps: int, refresh: bool,
+                   protocol: dict) -> dict[str, dict]:
   from eval import probe
+  from eval.evaluators import LinearProbeEvaluator
   results = {}
   eval_dir.mkdir(parents=True, exist_ok=True)
   for task in tasks:
     t0 = time.time()
-    e = E.embed_task(pre, task, cache_dir=cache_dir, max_clips=max_clips, refresh=refresh)
-    lp = probe.linear_probe(e, seeds=tuple(range(seeds)), steps=probe_steps)
+    ev = LinearProbeEvaluator(manifest_lib.short_name(task, "file"), dict(
+        benchmark=task, seeds=seeds, probe_steps=probe_steps, max_clips=max_clips,
+        lrs=probe.DEFAULT_LRS, wds=probe.DEFAULT_WDS, **protocol), cache_dir=cache_dir,
+        keep_audio=False, refresh=refresh)
+    e, lp = ev.evaluate(pre)
     res = {"task": task, "model": label, "checkpoint_step": pre.step, "kind": pre.kind,
            "workdir": pre.workdir, "encoder": pre.info,
            "embeddings": {**e.info, "skipped_files": e.skipped, "skipped_reasons": e.reasons},
            "accuracy": lp["accuracy"], "balanced_accuracy": lp["balanced_accuracy"],
-           "chance": lp["chance"], "linear_probe": lp, "finetune": {}}
+           "chance": lp["chance"], "protocol": protocol, "linear_probe": lp, "finetune": {}}
     for k in finetune_blocks:
       k = k.strip()
       if k in ("0", ""):
@@ -109,7 +144,7 @@ def evaluate_model(label: str, pre, eval_dir: Path, cache_dir: Path, tasks: list
       logging.info("%s %s finetune k=%s: accuracy %s (%.0f%% of encoder FLOPs trained)", label,
                    task, k, _fmt(ft), 100 * ft["trained_flops_fraction"])
     res["seconds"] = round(time.time() - t0, 1)
-    path = eval_dir / f"{E.task_name(task)}.json"
+    path = eval_dir / f"{manifest_lib.short_name(task, 'file')}.json"
     path.write_text(json.dumps(res, indent=1, default=str) + "\n")
     logging.info("%s %s: accuracy %s, balanced %s (chance %.1f), %d clips, %d skipped -> %s",
                  label, task, _fmt(res), _fmt(res, "balanced_accuracy"),
@@ -162,8 +197,13 @@ def write_comparison(out: Path, models: dict[str, dict[str, dict]], tasks: list[
   """One markdown table (rows: models; columns: tasks) and a grouped bar chart."""
   out.mkdir(parents=True, exist_ok=True)
   names = list(models)
-  short = [t.split(":", 1)[1] if t.startswith("suite:") else t for t in tasks]
-  lines = ["Clip-level test accuracy (%), linear probe, mean ± 95% t-interval half-width over seeds.", "",
+  short = [manifest_lib.short_name(t, "full") for t in tasks]
+  any_r = next((r for rs in models.values() for r in rs.values()), {})
+  p = any_r.get("protocol") or {}
+  how = (f"features `{p.get('features', 'embedding')}`, clip pooling `{p.get('clip_pooling', 'logits')}`"
+         f"{', BatchNorm re-estimated on train' if p.get('bn_reestimate') else ''}")
+  lines = ["Clip-level test accuracy (%), linear probe (" + how + "), mean ± 95% t-interval "
+           "half-width over seeds (Untrained: over init seeds).", "",
            "| model | step | " + " | ".join(short) + " |", "|---|---|" + "---|" * len(tasks)]
   for n in names:
     rs = models[n]
@@ -180,6 +220,18 @@ def write_comparison(out: Path, models: dict[str, dict[str, dict]], tasks: list[
     rs = models[n]
     lines.append(f"| {n} | " + " | ".join(_fmt(rs[t], "balanced_accuracy") if t in rs else "-"
                                           for t in tasks) + " |")
+  if "Untrained" in models:
+    lines += ["", "Paired difference vs Untrained (accuracy points; probe seed k vs init seed k):", "",
+              "| model | " + " | ".join(short) + " |", "|---|" + "---|" * len(tasks)]
+    for n in names:
+      if n == "Untrained":
+        continue
+      cells = []
+      for t in tasks:
+        d = paired_difference(models[n][t], models["Untrained"][t]) if (
+            t in models[n] and t in models["Untrained"]) else None
+        cells.append(f"{100 * d['mean']:+.1f} ± {100 * d['half_width']:.1f}" if d else "-")
+      lines.append(f"| {n} | " + " | ".join(cells) + " |")
   ft_rows = []
   for n in names:
     ks = sorted({k for r in models[n].values() for k in r["finetune"]})
@@ -223,6 +275,39 @@ def write_comparison(out: Path, models: dict[str, dict[str, dict]], tasks: list[
   return md, png
 
 
+def combine_untrained(per_init: list[dict[str, dict]]) -> dict[str, dict]:
+  """One Untrained row over init seeds: each init's mean over probe seeds, then the mean
+  and 95% t-interval over inits; ``per_init`` keeps each init's probe seeds for pairing."""
+  from eval import probe
+  out = {}
+  for task in per_init[0]:
+    runs = [r[task] for r in per_init if task in r]
+    row = dict(runs[0], model="Untrained", per_init=[
+        {"seed": k, "accuracy": r["accuracy"]["mean"],
+         "balanced_accuracy": r["balanced_accuracy"]["mean"],
+         "per_seed": r["linear_probe"]["per_seed"]} for k, r in enumerate(runs)])
+    for key in ("accuracy", "balanced_accuracy"):
+      mean, lo, hi = probe.t_interval([r[key]["mean"] for r in runs])
+      row[key] = {"mean": mean, "half_width": (hi - lo) / 2, "n": len(runs), "over": "init seeds"}
+    row["finetune"] = {}
+    out[task] = row
+  return out
+
+
+def paired_difference(model: dict, untrained: dict) -> dict | None:
+  """Accuracy of probe seed k of the model minus that of Untrained init seed k at probe
+  seed k (same probe seed, so the pairs share minibatch order), mean and 95% interval."""
+  from eval import probe
+  inits = untrained.get("per_init") or []
+  seeds = model["linear_probe"]["per_seed"]
+  d = [s["accuracy"] - i["per_seed"][k]["accuracy"] for k, (s, i) in enumerate(zip(seeds, inits))
+       if k < len(i["per_seed"])]
+  if not d:
+    return None
+  mean, lo, hi = probe.t_interval(d)
+  return {"mean": mean, "half_width": (hi - lo) / 2, "n": len(d)}
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -231,32 +316,40 @@ def main(argv):
   from ssl_audio import pretrained
   if not FLAGS.workdir:
     raise app.UsageError("--workdir is required")
-  tasks = expand_tasks(FLAGS.tasks)
+  tasks = expand_benchmarks(FLAGS.benchmarks)
   workdirs = [os.path.abspath(w) for w in FLAGS.workdir]
   names = [n.strip() for n in FLAGS.names.split(",")] if FLAGS.names else []
+  protocol = {"features": FLAGS.features, "clip_pooling": FLAGS.clip_pooling,
+              "bn_reestimate": FLAGS.bn_reestimate}
+  sub = protocol_dir(protocol)
   models: dict[str, dict[str, dict]] = {}
   common = dict(tasks=tasks, seeds=FLAGS.seeds, finetune_blocks=FLAGS.finetune_blocks,
                 finetune_steps=FLAGS.finetune_steps, max_clips=FLAGS.max_clips or None,
-                probe_steps=FLAGS.probe_steps, refresh=FLAGS.refresh)
+                probe_steps=FLAGS.probe_steps, refresh=FLAGS.refresh, protocol=protocol)
   first_pre = None
   for i, wd in enumerate(workdirs):
     pre = pretrained.load_pretrained(wd, FLAGS.step, batch_size=FLAGS.batch_size)
     first_pre = first_pre or pre
     label = names[i] if i < len(names) else os.path.basename(wd.rstrip("/"))
     logging.info("%s: %s", label, pre.info)
-    models[label] = evaluate_model(label, pre, Path(wd) / "eval", Path(wd) / "eval" / "cache", **common)
+    models[label] = evaluate_model(label, pre, Path(wd) / "eval" / sub, Path(wd) / "eval" / "cache",
+                                   **common)
   for b in FLAGS.baselines:
     b = b.strip().lower()
     if b == "untrained":
-      pre = pretrained.random_init(first_pre.meta, workdir=first_pre.workdir,
-                                   batch_size=FLAGS.batch_size)
       d = Path(first_pre.workdir) / "eval"
-      models["Untrained"] = evaluate_model("Untrained", pre, d / "untrained", d / "cache", **common)
+      per_init = []
+      for k in range(max(1, FLAGS.untrained_seeds)):
+        pre = pretrained.random_init(first_pre.meta, seed=k, workdir=first_pre.workdir,
+                                     batch_size=FLAGS.batch_size)
+        out_dir = d / "untrained" / sub if k == 0 else d / "untrained" / f"seed{k}" / sub
+        per_init.append(evaluate_model(f"Untrained seed {k}", pre, out_dir, d / "cache", **common))
+      models["Untrained"] = combine_untrained(per_init)
     elif b:
       raise app.UsageError(f"--baselines: unknown baseline {b!r} (known: untrained); a "
                            f"Supervised baseline is a workdir of configs/supervised.py")
   if len(models) > 1:
-    out = Path(FLAGS.out) if FLAGS.out else Path(workdirs[0]) / "eval"
+    out = Path(FLAGS.out) if FLAGS.out else Path(workdirs[0]) / "eval" / sub
     md, png = write_comparison(out, models, tasks)
     print(md.read_text())
     print(f"comparison: {md} {png}")

@@ -1,17 +1,31 @@
 """Linear probe and partial fine-tuning on a labelled task.
 
 Linear probe (paper.md §6, COLA's procedure): a softmax classifier on standardised
-slice embeddings (mean/std of the train slices), trained with optax Adam on random
-slices (minibatches drawn with replacement, cosine-decayed learning rate). At test
-time every clip is cut into non-overlapping slices and the slice *logits* are
-averaged over the clip before the argmax. Learning rate and weight decay (an L2
-penalty on the weights) are picked per seed on the valid split's clip accuracy;
-without a valid split, on a held-out part of train that shares no speaker (else
-source, else file) with the rest. The whole grid and all seeds train at once
-(``vmap``, one jit). Seeds change the initialisation and the minibatch order.
+embeddings, trained with optax Adam on random examples (minibatches drawn with
+replacement, cosine-decayed learning rate). ``clip_pooling`` picks the examples:
+
+* ``"logits"`` (default): the examples are the slices (every clip cut into
+  non-overlapping slices); at test time the slice *logits* are averaged over the
+  clip before the argmax.
+* ``"stats"``: each clip is one example, the concatenation of the mean and the std
+  over its slices of the raw slice features (std 0 for a one-slice clip), as the
+  MFCC baseline pools its frames; the probe trains on clips and predicts per clip.
+  Implemented as a transform of the splits (``pool_clip_stats``: one "slice" per
+  clip), so everything downstream is shared.
+
+Standardisation uses the train examples' mean/std (slices, or clips for
+``"stats"``). Units that are dead on train (std <= 1e-6 * max(1, median std)) are
+dropped from every split -- scaling them would turn any test-time activity into a
+huge input -- and the remaining stds are floored at 1e-3 * median std. Learning
+rate and weight decay (an L2 penalty on the weights) are picked per seed on the
+valid split's clip accuracy; without a valid split, on a held-out part of train
+that shares no speaker (else source, else file) with the rest. The whole grid and
+all seeds train at once (``vmap``, one jit). Seeds change the initialisation and
+the minibatch order.
 
 Reported: clip-level accuracy and balanced accuracy (mean per-class recall) on
-test, per seed, with their mean and a 95 % t-interval over seeds.
+test, per seed, with their mean and a 95 % t-interval over seeds; the pooling and
+the number of dropped units.
 
 Fine-tuning (``finetune``): the last k encoder blocks (plus the embedding Dense)
 and a linear head train on random slices of the train clips; k = 0 is the
@@ -36,6 +50,7 @@ import numpy as np
 import optax
 from absl import logging
 
+from ssl_audio import encoder as encoder_lib
 from ssl_audio import manifest as manifest_lib
 
 DEFAULT_LRS = (1e-3, 3e-3, 1e-2)
@@ -127,10 +142,46 @@ def make_splits(e, holdout_fraction: float = 0.15) -> tuple[dict[str, Split], li
   return splits, classes, how
 
 
-def standardise(splits: dict[str, Split]) -> dict[str, Split]:
-  mu = splits["train"].x.mean(0, keepdims=True)
-  sd = splits["train"].x.std(0, keepdims=True) + 1e-6
-  return {k: dataclasses.replace(s, x=((s.x - mu) / sd).astype(np.float32)) for k, s in splits.items()}
+def pool_clip_stats(split: Split) -> Split:
+  """One example per clip: [mean, std] over the clip's slices of the raw features.
+
+  Returns a Split with x [n_clips, 2D] and clip = arange(n_clips), so the probe's
+  slice-level code trains and predicts per clip unchanged. A clip with one slice
+  has std 0; one with no slice (not produced by ``make_splits``) gets zeros.
+  """
+  x = np.asarray(split.x, np.float64)   # float64: two-pass std without cancellation
+  n = split.n_clips
+  counts = np.maximum(np.bincount(split.clip, minlength=n), 1)[:, None]
+  mean = np.zeros((n, x.shape[1]))
+  np.add.at(mean, split.clip, x)
+  mean /= counts
+  var = np.zeros((n, x.shape[1]))
+  np.add.at(var, split.clip, (x - mean[split.clip]) ** 2)
+  std = np.sqrt(var / counts)
+  return Split(x=np.concatenate([mean, std], 1).astype(np.float32),
+               clip=np.arange(n, dtype=np.int32), y=split.y)
+
+
+DEAD_UNIT_TOL = 1e-6     # relative to max(1, median train std): below it a unit is dropped
+STD_FLOOR = 1e-3         # relative to the median train std: the smallest std divided by
+
+
+def standardise(splits: dict[str, Split]) -> tuple[dict[str, Split], int]:
+  """(splits standardised with the train rows' mean/std, number of dropped units).
+
+  A unit (near-)constant on train carries nothing the probe can learn, but dividing
+  by its tiny std would blow up any activity it shows on valid/test, so it is dropped
+  from every split; the other stds are floored so no unit is amplified more than
+  1/STD_FLOOR times the typical one.
+  """
+  xt = np.asarray(splits["train"].x, np.float64)
+  mu, sd = xt.mean(0), xt.std(0)
+  typical = float(np.median(sd)) if sd.size else 0.0
+  keep = sd > DEAD_UNIT_TOL * max(1.0, typical)
+  mu, sd = mu[keep], np.maximum(sd[keep], STD_FLOOR * typical)
+  out = {k: dataclasses.replace(s, x=((s.x[:, keep] - mu) / sd).astype(np.float32))
+         for k, s in splits.items()}
+  return out, int((~keep).sum())
 
 
 # ============================================================================ metrics
@@ -220,14 +271,29 @@ def _predict_clips(w, b, s: Split) -> np.ndarray:
   return clip_logits(logits, s.clip, s.n_clips)
 
 
+CLIP_PREDICTION = {"logits": "mean of slice logits",
+                   "stats": "mean+std of slice features per clip"}
+
+
 def linear_probe(e, seeds: Sequence[int] = (0, 1, 2), lrs: Sequence[float] = DEFAULT_LRS,
-                 wds: Sequence[float] = DEFAULT_WDS, steps: int = 1000, batch: int = 256) -> dict:
-  """Linear probe on ``Embedded`` e; see the module doc. Returns a JSON-able dict."""
+                 wds: Sequence[float] = DEFAULT_WDS, steps: int = 1000, batch: int = 256,
+                 clip_pooling: str = "logits") -> dict:
+  """Linear probe on ``Embedded`` e; see the module doc. Returns a JSON-able dict.
+
+  clip_pooling: "logits" (train on slices, average slice logits per clip) or "stats"
+  (train and predict on one mean+std feature vector per clip).
+  """
+  if clip_pooling not in CLIP_PREDICTION:
+    raise ValueError(f"clip_pooling must be one of {sorted(CLIP_PREDICTION)}, got {clip_pooling!r}")
   t0 = time.time()
   splits, classes, how = make_splits(e)
   if len(classes) < 2:
     raise ValueError(f"need at least 2 classes in train, got {classes}")
-  splits = standardise(splits)
+  # Counts of the task itself (before pooling turns clips into single examples).
+  counts_info = {k: {"clips": s.n_clips, "slices": int(len(s.x))} for k, s in splits.items()}
+  if clip_pooling == "stats":
+    splits = {k: pool_clip_stats(s) for k, s in splits.items()}
+  splits, dropped = standardise(splits)
   tr, va, te = splits["train"], splits["valid"], splits["test"]
   grid = [(lr, wd) for lr in lrs for wd in wds]
   members = [(s, lr, wd) for s in seeds for lr, wd in grid]
@@ -251,31 +317,27 @@ def linear_probe(e, seeds: Sequence[int] = (0, 1, 2), lrs: Sequence[float] = DEF
     sl = slice(i * len(grid), (i + 1) * len(grid))
     j = i * len(grid) + int(np.argmax(v_acc[sl]))   # first best: the smaller lr / wd on ties
     pred = t_logits[j].argmax(-1)
-    slice_pred = (te.x @ np.asarray(w[j]) + np.asarray(b[j])).argmax(-1)
-    per_seed.append({"seed": int(s), "learning_rate": members[j][1], "weight_decay": members[j][2],
-                     "valid_accuracy": float(v_acc[j]), "accuracy": accuracy(pred, te.y),
-                     "balanced_accuracy": balanced_accuracy(pred, te.y),
-                     "slice_accuracy": accuracy(slice_pred, te.y_slice)})
+    r = {"seed": int(s), "learning_rate": members[j][1], "weight_decay": members[j][2],
+         "valid_accuracy": float(v_acc[j]), "accuracy": accuracy(pred, te.y),
+         "balanced_accuracy": balanced_accuracy(pred, te.y)}
+    if clip_pooling == "logits":   # with "stats" there are no slice predictions
+      slice_pred = (te.x @ np.asarray(w[j]) + np.asarray(b[j])).argmax(-1)
+      r["slice_accuracy"] = accuracy(slice_pred, te.y_slice)
+    per_seed.append(r)
   counts = np.bincount(te.y, minlength=len(classes))
   return {"method": "linear_probe", "per_seed": per_seed, **summarise(per_seed),
           "chance": {"accuracy": float(counts.max() / max(counts.sum(), 1)),
                      "balanced_accuracy": 1.0 / max(int((counts > 0).sum()), 1)},
           "classes": classes, "valid_from": how,
-          "counts": {k: {"clips": s.n_clips, "slices": int(len(s.x))} for k, s in splits.items()},
+          "counts": counts_info, "dropped_units": dropped, "clip_pooling": clip_pooling,
           "probe": {"lrs": list(lrs), "weight_decays": list(wds), "steps": steps, "batch": batch,
                     "optimizer": "adam, cosine decay", "selection": "valid clip accuracy",
-                    "clip_prediction": "mean of slice logits"},
+                    "clip_pooling": clip_pooling, "clip_prediction": CLIP_PREDICTION[clip_pooling],
+                    "dropped_units": dropped},
           "seconds": round(time.time() - t0, 1)}
 
 
 # ============================================================================ FLOPs per block
-
-def _xla_flops(fn, *args) -> float:
-  cost = jax.jit(fn).lower(*args).compile().cost_analysis()
-  if isinstance(cost, (list, tuple)):
-    cost = cost[0]
-  return float(cost.get("flops", float("nan")))
-
 
 def block_flops(encoder, variables, slice_shape: tuple[int, int]) -> list[tuple[str, float]]:
   """Forward FLOPs per slice of each encoder block and of the embedding head (XLA).
@@ -296,10 +358,10 @@ def block_flops(encoder, variables, slice_shape: tuple[int, int]) -> list[tuple[
     v = {"params": params[name]}
     if name in stats:
       v["batch_stats"] = stats[name]
-    out.append((name, _xla_flops(lambda v, x: block.apply(v, x, train=False), v, shape)))
+    out.append((name, encoder_lib.xla_flops(lambda v, x: block.apply(v, x, train=False), v, shape)))
     shape = feats[i]
   dense = nn.Dense(encoder.embedding_dim)
-  out.append(("embedding", _xla_flops(
+  out.append(("embedding", encoder_lib.xla_flops(
       lambda v, x: dense.apply(v, jnp.max(x, axis=(1, 2))), {"params": params["embedding"]}, shape)))
   return out
 

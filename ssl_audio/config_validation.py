@@ -38,9 +38,9 @@ def _num(c, key: str, lo: float, hi: float = float("inf"), lo_open: bool = False
         f"must be in {'(' if lo_open else '['}{lo}, {hi}], got {v}")
 
 
-def validate(c: ml_collections.ConfigDict) -> None:
+def check_config(c: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the first bad key."""
-  from ssl_audio import tasks  # registry; imported late to keep this module light
+  from ssl_audio import evaluators, tasks  # registries; imported late to keep this module light
 
   _int(c, "seed", 0)
   _int(c, "batch_size", 1)
@@ -61,9 +61,12 @@ def validate(c: ml_collections.ConfigDict) -> None:
   _int(c, "encoder.embedding_dim", 1)
   _need(c.encoder.norm in ("batch", "none"), "encoder.norm",
         f"must be batch or none, got {c.encoder.norm!r}")
+  _need(c.encoder.input_norm in ("none", "pool"), "encoder.input_norm",
+        f"must be none or pool, got {c.encoder.input_norm!r}")
+  _num(c, "encoder.input_std", 0.0, lo_open=True)
   _int(c, "data.num_workers", 0)
   try:
-    fe.FrontendConfig.from_dict(c.frontend).validate()
+    fe.FrontendConfig.from_dict(c.frontend).check()
   except (TypeError, ValueError) as e:
     raise ConfigError(str(e)) from None
   _need(bool(c.task.name), "task.name", f"must be one of {tasks.names()}")
@@ -75,9 +78,10 @@ def validate(c: ml_collections.ConfigDict) -> None:
   key = "data.train" if task_cls.needs_labels else "data.pretrain"
   _need(isinstance(source, str) and bool(source), key, "must name a data source "
         "(suite:NAME, manifest:PATH.csv, folder:PATH or a folder of audio)")
-  check = getattr(task_cls, "validate_config", None)
-  if check is not None:
-    try:
+  check = getattr(task_cls, "check_config", None)
+  try:
+    if check is not None:
       check(c)
-    except ValueError as e:
-      raise ConfigError(str(e)) from None
+    evaluators.check_configs(c)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None

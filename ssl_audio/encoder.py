@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 BASE_CHANNELS = (8, 16, 32, 64, 128, 256)
+BN_MOMENTUM = 0.99   # running average = momentum * old + (1 - momentum) * batch statistic
 
 
 class ConvBlock(nn.Module):
@@ -32,7 +33,7 @@ class ConvBlock(nn.Module):
     x = nn.Conv(self.channels, (1, 3), padding="SAME", use_bias=self.norm == "none",
                 name="conv_freq")(x)
     if self.norm == "batch":
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.99,
+      x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
                        axis_name=self.axis_name if train else None, name="bn")(x)
     x = nn.relu(x)
     if train:
@@ -93,6 +94,9 @@ class Encoder(nn.Module):
   channels: Sequence[int] = BASE_CHANNELS
   norm: str = "batch"
   axis_name: str | None = None
+  # Fixed input normalisation (ssl_audio.normalization): (x - input_mean) / input_std.
+  input_mean: float = 0.0
+  input_std: float = 1.0
 
   def block_channels(self) -> list[int]:
     return [max(1, int(round(c * self.width))) for c in self.channels]
@@ -101,6 +105,8 @@ class Encoder(nn.Module):
   def __call__(self, x, train: bool = False, return_blocks: bool = False):
     if x.ndim == 3:
       x = x[..., None]
+    if self.input_mean != 0.0 or self.input_std != 1.0:
+      x = (x - self.input_mean) / self.input_std
     feats = []
     for i, c in enumerate(self.block_channels()):
       x = ConvBlock(c, self.norm, self.axis_name, name=f"block{i}")(x, train)
@@ -110,6 +116,17 @@ class Encoder(nn.Module):
     return (x, feats) if return_blocks else x
 
 
+def from_config(e, **kwargs) -> Encoder:
+  """The encoder a config's ``encoder`` section (ConfigDict or checkpoint JSON) describes.
+
+  ``kwargs``: module fields that are not hyper-parameters (``axis_name``, ``name``).
+  """
+  get = lambda k, default: e[k] if k in e else default   # older checkpoints lack the later keys
+  return Encoder(width=float(e["width"]), embedding_dim=int(e["embedding_dim"]),
+                 norm=get("norm", "batch"), input_mean=float(get("input_mean", 0.0)),
+                 input_std=float(get("input_std", 1.0)), **kwargs)
+
+
 def count_params(params) -> int:
   return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
 
@@ -117,8 +134,12 @@ def count_params(params) -> int:
 def forward_flops(encoder: Encoder, variables, slice_shape: tuple[int, int]) -> float:
   """Forward FLOPs per slice by XLA's cost analysis (batch 1, inference mode)."""
   x = jax.ShapeDtypeStruct((1, *slice_shape, 1), jnp.float32)
-  fn = jax.jit(lambda v, x: encoder.apply(v, x, train=False))
-  cost = fn.lower(variables, x).compile().cost_analysis()
+  return xla_flops(lambda v, x: encoder.apply(v, x, train=False), variables, x)
+
+
+def xla_flops(fn, *args) -> float:
+  """FLOPs of ``jit(fn)(*args)`` by XLA's cost analysis (args may be shape structs)."""
+  cost = jax.jit(fn).lower(*args).compile().cost_analysis()
   if isinstance(cost, (list, tuple)):  # older jax returned one dict per device
     cost = cost[0]
   return float(cost.get("flops", float("nan")))

@@ -51,7 +51,7 @@ class FrontendConfig:
     fields = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in dict(d).items() if k in fields})
 
-  def validate(self) -> None:
+  def check(self) -> None:
     def need(ok, key, msg):
       if not ok:
         raise ValueError(f"config.frontend.{key}: {msg}")

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssl_audio import frontend as fe
-from ssl_audio.pretrained import Pretrained, load_pretrained
+from ssl_audio.pretrained import Pretrained, load_pretrained, split_slices
 
 
 class HearModel:
@@ -78,11 +78,8 @@ def get_scene_embeddings(audio, model: HearModel) -> np.ndarray:
   x = _audio(audio, model)
   n, length = x.shape
   s = model.pre.slice_samples
-  k = max(1, length // s)
-  if length < s:
-    x = np.pad(x, ((0, 0), (0, s - length)))
-  slices = x[:, :k * s].reshape(n * k, s)
-  emb = model.pre.embed_batch(slices).reshape(n, k, -1)
+  k = max(1, length // s)   # slices per clip, as split_slices cuts them
+  emb = model.pre.embed_batch(split_slices(x, s)).reshape(n, k, -1)
   return emb.mean(axis=1).astype(np.float32)
 
 

@@ -19,7 +19,7 @@ run would have seen.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator
+from typing import Any
 
 import grain
 import jax
@@ -29,7 +29,7 @@ from absl import flags, logging
 
 from ssl_audio import audio as audio_lib
 from ssl_audio.manifest import Manifest
-from ssl_audio.tasks.base import Task, to_int16
+from ssl_audio.tasks.base import Task
 
 BAD = "_bad"
 
@@ -72,7 +72,7 @@ class ExampleMaker:
       ex = self.task.sample(clip, rng)
     except (audio_lib.BadAudio, sf.LibsndfileError, RuntimeError, ValueError, OSError) as e:
       return {BAD: path, "reason": str(e) or type(e).__name__}
-    ex["audio"] = to_int16(ex["audio"])
+    ex["audio"] = audio_lib.to_int16(ex["audio"])
     if self.labels is not None:
       ex["label"] = np.int32(self.labels[i])
     return ex

@@ -19,6 +19,10 @@ Names accepted wherever a data source is configured (``resolve``):
 ``suite:NAME`` (offline suite, built on first use), ``manifest:PATH`` or a
 ``*.csv`` path, ``folder:PATH`` or a plain directory (searched recursively for
 audio; the parent folder name is the label).
+
+Named schemes such as ``suite:`` are registered by the code that owns them
+(``register_scheme``; ``data.suite`` registers ``suite`` when imported), so this
+library module imports nothing outside ``ssl_audio``.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ import csv
 import dataclasses
 import hashlib
 import os
+import re
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -115,9 +120,15 @@ class Manifest:
     """Sorted distinct non-empty labels."""
     return sorted(set(self.column("label")) - {""})
 
+  def label_counts(self) -> tuple[list[str], list[int]]:
+    """(sorted distinct non-empty labels, rows of each): a classifier's classes and prior."""
+    values, counts = np.unique(np.asarray(self.column("label"), dtype=str), return_counts=True)
+    keep = values != ""
+    return [str(v) for v in values[keep]], [int(n) for n in counts[keep]]
+
 
 def read_manifest(path: str | os.PathLike) -> Manifest:
-  """Reads and validates a manifest CSV."""
+  """Reads a manifest CSV and checks its columns."""
   path = Path(path)
   if not path.is_file():
     raise ManifestError(f"manifest not found: {path}")
@@ -141,11 +152,11 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
         c.append(v)
   m = Manifest({h: np.array(c, dtype=object) for h, c in zip(header, cols)},
                path.parent, str(path))
-  validate(m)
+  check_columns(m)
   return m
 
 
-def validate(m: Manifest) -> None:
+def check_columns(m: Manifest) -> None:
   """Checks values that would otherwise fail deep inside a run."""
   if len(m) == 0:
     raise ManifestError(f"{m.name}: manifest has no rows")
@@ -203,38 +214,45 @@ def scan_folder(folder: str | os.PathLike) -> Manifest:
                    "label": np.array(labels, dtype=object)}, folder, f"folder:{folder}")
 
 
+def hash_unit(key: str) -> float:
+  """A number in [0, 1] from a stable hash (sha1) of key: the basis of every hash split."""
+  return int(hashlib.sha1(str(key).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
+def split_of(key: str, fractions=(("train", 0.7), ("valid", 0.1), ("test", 0.2))) -> str:
+  """The split of one key: the first split whose cumulative fraction reaches its hash_unit."""
+  u = hash_unit(key)
+  acc = 0.0
+  for name, frac in fractions:
+    acc += frac
+    if u <= acc:
+      return name
+  return fractions[-1][0]  # float rounding of the fractions' sum
+
+
 def hash_split(keys: Sequence[str], fractions=(("train", 0.7), ("valid", 0.1), ("test", 0.2))
                ) -> np.ndarray:
   """Deterministic split by a hash of a grouping key (speaker, source or file name).
 
   Rows sharing a key always land in the same split, so a speaker never crosses it.
   """
-  out = []
-  for k in keys:
-    u = int(hashlib.sha1(str(k).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    acc = 0.0
-    for name, frac in fractions:
-      acc += frac
-      if u <= acc:
-        out.append(name)
-        break
-    else:
-      out.append(fractions[-1][0])
-  return np.array(out, dtype=object)
+  return np.array([split_of(k, fractions) for k in keys], dtype=object)
+
+
+def group_keys(m: Manifest) -> np.ndarray:
+  """Speaker, else source, else file name: what a held-out part must not share."""
+  for key in ("speaker", "source"):
+    if m.has(key):
+      return np.asarray(m.column(key), dtype=object)
+  return np.array([os.path.basename(p) for p in m.column("path")], dtype=object)
 
 
 def ensure_split(m: Manifest) -> Manifest:
-  """Adds a ``split`` column where missing, by a hash of speaker, else source, else file name."""
+  """Adds a ``split`` column where missing, by a hash of ``group_keys``."""
   if m.has("split"):
     return m
-  for key in ("speaker", "source"):
-    if m.has(key):
-      keys = m.columns[key]
-      break
-  else:
-    keys = [os.path.basename(p) for p in m.columns["path"]]
   cols = dict(m.columns)
-  cols["split"] = hash_split(keys)
+  cols["split"] = hash_split(group_keys(m))
   return Manifest(cols, m.base_dir, m.name)
 
 
@@ -259,6 +277,34 @@ def concatenate(manifests: Sequence[Manifest], names: Sequence[str]) -> Manifest
                   ",".join(names))
 
 
+# ============================================================================ source names
+
+@dataclasses.dataclass(frozen=True)
+class Scheme:
+  resolver: Callable[[str], Manifest]   # the text after "scheme:" -> Manifest
+  help: str                             # one line for error messages
+
+
+_SCHEMES: dict[str, Scheme] = {}
+# Schemes that live outside the library: what to import to get them.
+_SCHEME_HINTS = {
+    "suite": "import data.suite (python main.py and python -m eval.linear_eval do) "
+             "or pass manifest:PATH / folder:PATH",
+}
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_]+):(.*)$", re.S)  # 2+ chars: not a drive letter
+
+
+def register_scheme(scheme: str, resolver: Callable[[str], Manifest], help: str) -> None:
+  """Makes ``resolve("SCHEME:REST")`` return ``resolver(REST)``; re-registering replaces."""
+  if not _SCHEME_RE.match(f"{scheme}:"):
+    raise ValueError(f"bad scheme name {scheme!r}")
+  _SCHEMES[scheme] = Scheme(resolver, help)
+
+
+register_scheme("manifest", read_manifest, "manifest:PATH.csv")
+register_scheme("folder", scan_folder, "folder:PATH (searched recursively for audio)")
+
+
 def resolve(name: str) -> Manifest:
   """Turns a data-source name (see module doc) into a Manifest.
 
@@ -269,18 +315,62 @@ def resolve(name: str) -> Manifest:
   if "," in name:
     names = [n.strip() for n in name.split(",") if n.strip()]
     return concatenate([resolve(n) for n in names], names)
-  if name.startswith("suite:"):
-    from data import suite  # the builder lives outside the library package
-    return read_manifest(suite.manifest_path(name.split(":", 1)[1], build=True))
-  if name.startswith("manifest:"):
-    return read_manifest(name.split(":", 1)[1])
-  if name.startswith("folder:"):
-    return scan_folder(name.split(":", 1)[1])
+  match = _SCHEME_RE.match(name)
+  if match and match.group(1) in _SCHEMES:
+    return _SCHEMES[match.group(1)].resolver(match.group(2))
   p = Path(name).expanduser()
   if p.is_dir():
     return scan_folder(p)
   if p.suffix.lower() == ".csv":
     return read_manifest(p)
+  if match and match.group(1) in _SCHEME_HINTS:
+    raise ManifestError(f"data source {name!r}: the {match.group(1)}: scheme is not "
+                        f"registered; {_SCHEME_HINTS[match.group(1)]}")
+  unknown = ""
+  if match:
+    known = "; ".join(s.help for s in _SCHEMES.values())
+    unknown = f" (unknown scheme {match.group(1)!r}; registered: {known})"
   raise ManifestError(
-      f"cannot resolve data source {name!r}: use suite:NAME, manifest:PATH.csv, "
+      f"cannot resolve data source {name!r}{unknown}: use suite:NAME, manifest:PATH.csv, "
       f"folder:PATH, or an existing folder or .csv file")
+
+
+def short_name(spec: str, style: str = "label") -> str:
+  """A short name for a data source, in one of three styles (suite:NAME -> NAME in all):
+
+  * ``label`` (metric keys): the last path part; a ``manifest.csv`` is named by its
+    folder: folder:/x/birds -> birds, manifest:/x/birds/manifest.csv -> birds.
+  * ``file`` (result and cache file names: keep them stable): scheme + file-system-safe
+    stem: folder:/a/b -> folder-b, /y/cats.csv -> path-cats.
+  * ``full`` (tables that must tell two folders apart): the spec unchanged.
+  """
+  if spec.startswith("suite:"):
+    return spec.split(":", 1)[1]
+  if style == "label":
+    return _label_name(spec)
+  if style == "file":
+    return _file_name(spec)
+  if style == "full":
+    return spec
+  raise ValueError(f"short_name: unknown style {style!r} (label, file or full)")
+
+
+def _label_name(spec: str) -> str:
+  name = spec.split(":", 1)[1] if ":" in spec else spec
+  parts = [p for p in name.split("/") if p]
+  if not parts:
+    return name
+  if parts[-1].lower().endswith(".csv"):
+    stem = parts[-1][:-4]
+    return parts[-2] if stem == "manifest" and len(parts) > 1 else stem
+  return parts[-1]
+
+
+def _file_name(spec: str) -> str:
+  kind, _, rest = spec.partition(":") if ":" in spec else ("path", "", spec)
+  p = Path(rest.rstrip("/"))
+  stem = p.stem or "task"
+  if stem == "manifest" and p.parent.name:   # <task>/manifest.csv (the suite's layout)
+    stem = p.parent.name
+  safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)
+  return f"{kind}-{safe}"

@@ -14,9 +14,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -28,81 +26,39 @@ from jax.sharding import PartitionSpec as P
 from ssl_audio import checkpoint as ckpt
 from ssl_audio import config_validation
 from ssl_audio import encoder as encoder_lib
-from ssl_audio import frontend as fe
+from ssl_audio import evaluators
 from ssl_audio import input_pipeline
+from ssl_audio import frontend as fe
 from ssl_audio import manifest as manifest_lib
+from ssl_audio import normalization
 from ssl_audio import parallel
 from ssl_audio import tasks
+from ssl_audio.embed import Embedder
 from ssl_audio.metric_writer import MetricWriter
 from ssl_audio.parallel import DATA_AXIS
+from ssl_audio.state import (TrainState, build_model, build_task, create_train_state,
+                             encoder_info, encoder_variables)
 
 
-@flax.struct.dataclass
-class TrainState:
-  step: jax.Array
-  params: Any
-  batch_stats: Any
-  opt_state: Any
-
-  def variables(self) -> dict:
-    v = {"params": self.params}
-    if self.batch_stats:
-      v["batch_stats"] = self.batch_stats
-    return v
+def data_source(c: ml_collections.ConfigDict, task_cls) -> str:
+  return c.data.train if task_cls.needs_labels else c.data.pretrain
 
 
-def make_schedule(c: ml_collections.ConfigDict) -> optax.Schedule:
-  o = c.optimizer
-  steps = max(c.num_train_steps, 1)
-  if o.schedule == "cosine":
-    warm = min(o.warmup_steps, steps - 1) if steps > 1 else 0
-    return optax.warmup_cosine_decay_schedule(0.0 if warm else o.learning_rate, o.learning_rate,
-                                              warm, steps, end_value=o.learning_rate * 0.01)
-  if o.warmup_steps:
-    return optax.join_schedules([optax.linear_schedule(0.0, o.learning_rate, o.warmup_steps),
-                                 optax.constant_schedule(o.learning_rate)], [o.warmup_steps])
-  return optax.constant_schedule(o.learning_rate)
-
-
-def make_optimizer(c: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  o, lr = c.optimizer, make_schedule(c)
-  if o.name == "adam":
-    tx = optax.adam(lr)
-  elif o.name == "adamw":
-    tx = optax.adamw(lr, weight_decay=o.weight_decay)
+def with_input_stats(config: ml_collections.ConfigDict, manifest, mgr) -> ml_collections.ConfigDict:
+  """The config with ``encoder.input_mean/std`` set when ``encoder.input_norm == "pool"``:
+  measured on the pool at step 0, read back from the checkpoint when resuming."""
+  if config.encoder.input_norm != "pool":
+    return config
+  config = ml_collections.ConfigDict(config.to_dict())   # the caller's config is not changed
+  step = mgr.latest_step()
+  if step is not None:
+    enc = ckpt.restore_meta(mgr, step)["config"]["encoder"]
+    mean, std = enc["input_mean"], enc["input_std"]
   else:
-    tx = optax.sgd(lr, momentum=o.momentum)
-  if o.grad_clip_norm:
-    tx = optax.chain(optax.clip_by_global_norm(o.grad_clip_norm), tx)
-  return tx, lr
-
-
-def frontend_config(c: ml_collections.ConfigDict) -> fe.FrontendConfig:
-  return fe.FrontendConfig.from_dict(c.frontend)
-
-
-def build_task(c: ml_collections.ConfigDict) -> tasks.Task:
-  return tasks.make_task(c, frontend_config(c))
-
-
-def data_source(c: ml_collections.ConfigDict, task: tasks.Task) -> str:
-  return c.data.train if task.needs_labels else c.data.pretrain
-
-
-def init_variables(model, task: tasks.Task, seed: int, num_classes: int) -> dict:
-  batch = task.example_batch(2, num_classes)
-  return jax.jit(lambda k: model.init(k, batch, train=False))(jax.random.key(seed))
-
-
-def encoder_info(c: ml_collections.ConfigDict, task: tasks.Task, variables: dict) -> dict:
-  """Params and FLOPs of the encoder alone (the part every task shares)."""
-  enc = encoder_lib.Encoder(width=c.encoder.width, embedding_dim=c.encoder.embedding_dim,
-                            norm=c.encoder.norm)
-  enc_vars = {k: v["encoder"] for k, v in variables.items() if "encoder" in v}
-  fcfg = task.frontend
-  info = encoder_lib.describe(enc, enc_vars, (fcfg.slice_frames, fcfg.n_mels))
-  info["total_params"] = encoder_lib.count_params(variables["params"])
-  return info
+    mean, std = normalization.log_mel_stats(manifest, fe.FrontendConfig.from_dict(config.frontend),
+                                            seed=config.seed)
+  config.encoder.input_mean, config.encoder.input_std = float(mean), float(std)
+  return config
 
 
 def make_train_step(model, task: tasks.Task, tx: optax.GradientTransformation,
@@ -174,43 +130,40 @@ def _progress(total: int, initial: int):
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) in ``workdir``; returns the last logged metrics."""
-  config_validation.validate(config)
+  config_validation.check_config(config)
   parallel.maybe_initialize_distributed(config)
   is_chief = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
+  mesh = parallel.make_mesh(config.num_devices or None)
+  local_bs = parallel.local_batch_size(config.batch_size, mesh)
+  mgr = ckpt.manager(workdir, max_to_keep=config.keep_checkpoints)
+
+  task_cls = tasks.get(config.task.name)
+  manifest = manifest_lib.resolve(data_source(config, task_cls))
+  config = with_input_stats(config, manifest, mgr)
   if is_chief:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
-
-  task = build_task(config)
-  mesh = parallel.make_mesh(config.num_devices or None)
-  local_bs = parallel.local_batch_size(config.batch_size, mesh)
-
-  manifest = manifest_lib.resolve(data_source(config, task))
-  if task.needs_labels:
+  classes, class_counts = [], []
+  if task_cls.needs_labels:
     manifest = manifest_lib.ensure_split(manifest).where(split="train")
-  classes = manifest.labels() if task.needs_labels else []
-  num_classes = len(classes) or None
-  model = task.model(num_classes)
-  tx, schedule = make_optimizer(config)
-
-  variables = init_variables(model, task, config.seed, num_classes or 2)
-  info = encoder_info(config, task, variables)
+    classes, class_counts = manifest.label_counts()
+  task = build_task(config, classes, class_counts)
+  model = build_model(task)
+  state, tx, schedule = create_train_state(config, task, model)
+  info = encoder_info(config, task, state.variables())
   logging.info("encoder: %s params, %.2f MFLOPs per slice (XLA), width %s; model total %s params",
                f"{info['encoder_params']:,}", info["encoder_flops_per_slice"] / 1e6,
                config.encoder.width, f"{info['total_params']:,}")
-  state = TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
-                     batch_stats=variables.get("batch_stats", {}),
-                     opt_state=tx.init(variables["params"]))
   state = jax.device_put(state, parallel.replicated(mesh))
+  # Everything a loader needs to rebuild the model without the training data.
   meta = {"config": json.loads(config.to_json_best_effort()), "task": task.name,
           "frontend": task.frontend.to_dict(), "encoder": info, "classes": classes,
-          "data": manifest.name}
+          "class_counts": [float(n) for n in class_counts], "data": manifest.name}
 
   data_it = input_pipeline.make_train_iterator(
       manifest, task, local_bs, config.seed, config.data.num_workers, classes or None,
       task.frontend.sample_rate)
-  mgr = ckpt.manager(workdir, max_to_keep=config.keep_checkpoints)
   start = 0
   if mgr.latest_step() is not None:
     start = mgr.latest_step()
@@ -220,8 +173,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       data_it.set_state(data_state)
     logging.info("resumed from step %d", start)
 
-  from ssl_audio import evaluators  # in-training probes (config.evals)
-  evals = evaluators.make_evaluators(config, task)
+  evals = evaluators.make_evaluators(config, task.frontend, mesh)
+  encoder = encoder_lib.from_config(config.encoder)
 
   writer = MetricWriter(workdir, enabled=is_chief)
   if start == 0 and config.num_train_steps == 0:
@@ -261,7 +214,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         pending, t_log, n_log = [], time.time(), 0
       for ev in evals:
         if step % ev.every_steps == 0 or final:
-          res = ev.run(state, step)
+          embedder = Embedder(encoder, encoder_variables(state.variables()), task.frontend,
+                              identity=f"train-step{step}", mesh=mesh)
+          res = ev.run(embedder, step)
           writer.write(step, res)
           last.update(res)
           t_log = time.time()   # probe time is not training time

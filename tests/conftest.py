@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import data.suite  # noqa: F401  registers suite: in every test process, as main.py does
+import eval.evaluators  # noqa: F401  and the linear_probe evaluator
 from tests import helpers
 
 

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from ssl_audio.config_validation import ConfigError, validate
+from ssl_audio.config_validation import ConfigError, check_config
 from tests import helpers
 
 
@@ -16,14 +16,14 @@ from tests import helpers
 def test_invalid_values_name_their_key(key, value):
   c = helpers.load_config("temporal_gap", **{key: value})
   with pytest.raises(ConfigError) as e:
-    validate(c)
+    check_config(c)
   assert f"config.{key.split('.')[0]}" in str(e.value)
   if key != "task.name":
     assert f"config.{key}" in str(e.value)
 
 
 def test_default_configs_are_valid():
-  validate(helpers.load_config("temporal_gap"))
+  check_config(helpers.load_config("temporal_gap"))
 
 
 def test_main_fails_fast_on_a_bad_value(tmp_path):

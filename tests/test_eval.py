@@ -116,19 +116,19 @@ def test_embedding_cache_reused_and_bad_files_counted(run_workdir, labelled_fold
   real = pre.embed_batch
   pre.embed_batch = lambda x: (calls.append(len(x)), real(x))[1]
   cache = tmp_path / "cache"
-  e1 = E.embed_task(pre, f"folder:{folder}", cache_dir=cache)
+  e1 = E.embed_benchmark(pre, f"folder:{folder}", cache_dir=cache)
   assert calls and e1.skipped == 1 and e1.reasons == {"cannot decode": 1}
   assert e1.n_clips == 8 and len(e1.emb) == 8 * 2   # 2-s clips: two 0.975-s slices each
   files = list(cache.glob("*.npz"))
   assert len(files) == 1
   n = len(calls)
-  e2 = E.embed_task(pre, f"folder:{folder}", cache_dir=cache)
+  e2 = E.embed_benchmark(pre, f"folder:{folder}", cache_dir=cache)
   assert len(calls) == n and e2.info["cached"]        # no encoder call the second time
   np.testing.assert_array_equal(e1.emb, e2.emb)
   np.testing.assert_array_equal(e1.labels, e2.labels)
   # Another manifest content -> another key.
   (folder / "high" / "high0.wav").rename(folder / "high" / "high9.wav")
-  E.embed_task(pre, f"folder:{folder}", cache_dir=cache)
+  E.embed_benchmark(pre, f"folder:{folder}", cache_dir=cache)
   assert len(list(cache.glob("*.npz"))) == 2 and len(calls) > n
 
 
@@ -139,9 +139,9 @@ def test_manifest_tasks_with_and_without_split(run_workdir, labelled_folder, tmp
   rows = [{"path": str(p), "label": p.parent.name, "speaker": f"spk{i % 4}",
            "split": ["train", "train", "valid", "test"][i % 4]} for i, p in enumerate(files)]
   with_split = manifest_lib.write_manifest(tmp_path / "with.csv", rows)
-  m = E.load_task(f"manifest:{with_split}")
+  m = E.load_benchmark(f"manifest:{with_split}")
   assert list(m.column("split")) == [r["split"] for r in rows]
-  e = E.embed_task(pre, f"manifest:{with_split}", cache_dir=None)
+  e = E.embed_benchmark(pre, f"manifest:{with_split}", cache_dir=None)
   r = probe.linear_probe(e, seeds=(0,), steps=100)
   assert r["valid_from"] == "valid split" and r["counts"]["test"]["clips"] == 2
 
@@ -150,11 +150,11 @@ def test_manifest_tasks_with_and_without_split(run_workdir, labelled_folder, tmp
   for i, r in enumerate(no_split):
     r["speaker"] = f"s{i}"
   path = manifest_lib.write_manifest(tmp_path / "nosplit.csv", no_split)
-  m2 = E.load_task(f"manifest:{path}")
+  m2 = E.load_benchmark(f"manifest:{path}")
   expect = manifest_lib.hash_split([r["speaker"] for r in no_split])
   assert list(m2.column("split")) == list(expect)
   # Folder tasks: labels from sub-folders, split by file-name hash.
-  m3 = E.load_task(f"folder:{labelled_folder}")
+  m3 = E.load_benchmark(f"folder:{labelled_folder}")
   assert sorted(set(m3.column("label"))) == ["high", "low"]
   assert list(m3.column("split")) == list(manifest_lib.hash_split(
       [os.path.basename(p) for p in m3.column("path")]))
@@ -169,7 +169,7 @@ def test_linear_eval_cli_folder_task_with_untrained_baseline(run_workdir, labell
   flags.FLAGS.unparse_flags()
   flags.FLAGS(argv)
   linear_eval.main(argv[:1])
-  name = E.task_name(f"folder:{labelled_folder}")
+  name = manifest_lib.short_name(f"folder:{labelled_folder}", "file")
   res = json.loads((run_workdir / "eval" / f"{name}.json").read_text())
   assert res["checkpoint_step"] == 2 and len(res["linear_probe"]["per_seed"]) == 2
   assert {"mean", "low", "high"} <= set(res["accuracy"]) and "chance" in res

@@ -63,4 +63,4 @@ def test_too_short_audio_is_an_error():
 
 def test_bad_frontend_config_is_rejected():
   with pytest.raises(ValueError, match="frontend.fmax"):
-    fe.FrontendConfig(fmax=9000.0).validate()
+    fe.FrontendConfig(fmax=9000.0).check()

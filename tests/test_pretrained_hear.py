@@ -50,22 +50,41 @@ def test_in_training_probe_writes_metrics(trained):
 
 
 def test_in_training_probe_caches_audio(trained, labelled_folder):
-  from eval import in_training
-  from ssl_audio import pretrained, train
+  from eval.evaluators import LinearProbeEvaluator
+  from ssl_audio import pretrained
   pre = pretrained.load_pretrained(str(trained))
-  config = ml_collections.ConfigDict(pre.meta["config"])
-  task = train.build_task(config)
-  ev = in_training.ProbeEvaluator("p", ml_collections.ConfigDict(
-      dict(task=f"folder:{labelled_folder}", every_steps=5, probe_steps=50)), config, task)
-  state = train.TrainState(step=jnp.zeros((), jnp.int32),
-                           params={"encoder": pre.variables["params"]},
-                           batch_stats={"encoder": pre.variables["batch_stats"]}, opt_state=None)
-  r1 = ev.run(state, 1)
+  ev = LinearProbeEvaluator("p", ml_collections.ConfigDict(
+      dict(benchmark=f"folder:{labelled_folder}", every_steps=5, probe_steps=50)))
+  r1 = ev.run(pre, 1)
   decoded = ev._decoded
-  r2 = ev.run(state, 2)
+  r2 = ev.run(pre, 2)
   assert ev._decoded is decoded                       # decoded once, reused
   assert set(r1) >= {"p/accuracy", "p/balanced_accuracy"} and r1["p/accuracy"] == r2["p/accuracy"]
   assert ev.every_steps == 5
+
+
+def test_in_training_probe_equals_the_cli_probe(trained, labelled_folder, tmp_path):
+  """One code path: the trainer's evaluator and the CLI's give the same probe on the same weights."""
+  from eval import linear_eval
+  from eval.evaluators import LinearProbeEvaluator
+  from ssl_audio import pretrained
+  pre = pretrained.load_pretrained(str(trained))
+  bench = f"folder:{labelled_folder}"
+  ev = LinearProbeEvaluator("p", dict(benchmark=bench, seeds=1, probe_steps=50))
+  _, r_train = ev.evaluate(pre)
+  ev_cli = LinearProbeEvaluator("p", dict(benchmark=bench, seeds=1, probe_steps=50),
+                                cache_dir=tmp_path, keep_audio=False)
+  _, r_cli = ev_cli.evaluate(pre)
+  assert [r["accuracy"] for r in r_train["per_seed"]] == [r["accuracy"] for r in r_cli["per_seed"]]
+  assert r_train["probe"] == r_cli["probe"]
+
+
+def test_unknown_evaluator_type_names_the_key(audio_folder, tmp_path):
+  from ssl_audio import config_validation, train
+  c = helpers.tiny(helpers.load_config("temporal_gap"), str(audio_folder))
+  c.evals.p = ml_collections.ConfigDict(dict(type="nope", benchmark="suite:msn"))
+  with pytest.raises(config_validation.ConfigError, match="config.evals.p.type"):
+    train.train_and_evaluate(c, str(tmp_path))
 
 
 def test_notebook_round_trip(trained):

@@ -248,7 +248,7 @@ def test_manifest_path_api(tmp_path, monkeypatch):
   assert suite.manifest_path("digits", build=False) == tmp_path / "root/digits/manifest.csv"
   with pytest.raises(ValueError):
     suite.manifest_path("nope", build=False)
-  assert suite.TASKS == ("digits", "language", "msn", "instrument")
+  assert suite.BENCHMARKS == ("digits", "language", "msn", "instrument")
 
   def fail(self):
     raise RuntimeError("apt-get download failed")
@@ -286,7 +286,7 @@ def built(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", suite.TASKS)
+@pytest.mark.parametrize("name", suite.BENCHMARKS)
 def test_built_no_speaker_or_source_crosses_splits(name):
   m = built(name)
   split = m.column("split")
@@ -320,7 +320,7 @@ def test_built_pretrain_has_no_test_file():
   built("pretrain")
   root = suite.data_root()
   test = set()
-  for t in suite.TASKS:
+  for t in suite.BENCHMARKS:
     f = root / t / "origins.json"
     if f.exists():
       test |= set(json.loads(f.read_text()).get("test", []))

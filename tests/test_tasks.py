@@ -28,7 +28,8 @@ from ssl_audio.tasks import multihead as multihead_lib
 from ssl_audio.tasks import triplet as triplet_lib
 from tests import helpers
 
-NAMES = ["audio2vec_cbow", "audio2vec_skipgram", "autoencoder", "triplet", "supervised", "multihead"]
+NAMES = ["audio2vec_cbow", "audio2vec_skipgram", "autoencoder", "triplet", "supervised", "multihead",
+         "cola"]
 CFG = fe.FrontendConfig()
 
 
@@ -106,7 +107,8 @@ def test_autoencoder_sampler():
 
 
 def test_triplet_sampler_positive_is_close_to_the_anchor():
-  task = make_task("triplet", **{"task.max_positive_seconds": 0.5})
+  task = make_task("triplet", **{"task.max_positive_seconds": 0.5, "task.min_positive_seconds": 0.0,
+                                  "task.gain_jitter_db": 0.0})
   clip = index_clip(task.clip_samples)
   rng = np.random.default_rng(0)
   shifts = []
@@ -163,12 +165,12 @@ def test_multihead_class_groups():
 def test_bad_config_names_the_key(name, key, value):
   c = helpers.load_config(name, **{key: value})
   with pytest.raises(ValueError, match=f"config.{key}"):
-    config_validation.validate(c)
+    config_validation.check_config(c)
 
 
 @pytest.mark.parametrize("name", NAMES + ["untrained"])
-def test_configs_validate(name):
-  config_validation.validate(helpers.load_config(name))
+def test_configs_pass_their_checks(name):
+  config_validation.check_config(helpers.load_config(name))
 
 
 # --- losses at their minimum -------------------------------------------------
@@ -276,13 +278,36 @@ def test_short_training_run(name, audio_folder, labelled_folder, second_labelled
     assert sum(k.startswith("accuracy_") for k in m) == 2, sorted(m)
 
 
+@pytest.mark.parametrize("name", ["supervised", "multihead"])
+def test_labelled_checkpoint_loads_without_its_training_data(name, audio_folder, labelled_folder,
+                                                              second_labelled_folder, tmp_path):
+  """A checkpoint rebuilds its model from its own metadata: the training data may be gone."""
+  import shutil
+  from ssl_audio import pretrained
+  a, b = tmp_path / "a", tmp_path / "b"
+  shutil.copytree(labelled_folder, a)
+  shutil.copytree(second_labelled_folder, b)
+  c = small(helpers.tiny(helpers.load_config(name), str(audio_folder), steps=1))
+  c.data.train = f"folder:{a}" if name == "supervised" else f"folder:{a},folder:{b}"
+  wd = tmp_path / "run"
+  train.train_and_evaluate(c, str(wd))
+  shutil.rmtree(a)
+  shutil.rmtree(b)
+  pre = pretrained.load_pretrained(str(wd))
+  assert pre.meta["classes"] and len(pre.meta["class_counts"]) == len(pre.meta["classes"])
+  emb, _ = pre.embed(np.sin(np.arange(20000) * 0.05).astype(np.float32), 16000)
+  assert emb.shape == (20000 // pre.slice_samples, 16) and np.all(np.isfinite(emb))
+  ri = pretrained.random_init(pre.meta)   # the Untrained baseline of the same model, too
+  assert ri.embed_batch(np.zeros((2, pre.slice_samples), np.float32)).shape == (2, 16)
+
+
 # --- 1 vs 8 devices ------------------------------------------------------------
 
 EQUALITY_CODE = r"""
 import json, sys
 import jax, jax.numpy as jnp, numpy as np
-from ssl_audio import frontend as fe, parallel, tasks, train
-from ssl_audio.tasks.base import to_int16
+from ssl_audio import frontend as fe, parallel, state as state_lib, tasks, train
+from ssl_audio.audio import to_int16
 from tests import helpers
 from tests.test_tasks import small, labelled_task
 
@@ -297,12 +322,11 @@ for name in NAMES:
     c.batch_size, c.num_train_steps, c.optimizer.warmup_steps = 8, 3, 0
     c.optimizer.name, c.optimizer.learning_rate, c.optimizer.schedule = "sgd", 0.01, "constant"
     model = task.model(n_cls)
-    tx, sched = train.make_optimizer(c)
+    tx, sched = state_lib.make_optimizer(c)
     if n_dev == 1:
-      v = jax.device_get(train.init_variables(model, task, 0, n_cls or 2))  # same init for both
+      v = jax.device_get(state_lib.init_variables(model, task, 0))  # same init for both
     mesh = parallel.make_mesh(n_dev)
-    state = train.TrainState(step=jnp.zeros((), jnp.int32), params=v["params"],
-                             batch_stats=v.get("batch_stats", {}), opt_state=tx.init(v["params"]))
+    state = state_lib.state_from_variables(v, tx)
     state = jax.device_put(state, parallel.replicated(mesh))
     step = train.make_train_step(model, task, tx, sched, mesh)
     rng = np.random.default_rng(0)
@@ -364,7 +388,9 @@ def equality_results(_equality_process):
 @pytest.mark.parametrize("name", NAMES)
 def test_one_vs_eight_devices_same_steps(name, equality_results):
   r = equality_results[name]
-  np.testing.assert_allclose(r["loss1"], r["loss8"], rtol=1e-5, atol=1e-6)
+  # atol 1e-5: the triplet hinge is a difference of O(1) float32 distances, ~1e-6 apart
+  # between reduction orders; the parameters below are the strict check
+  np.testing.assert_allclose(r["loss1"], r["loss8"], rtol=1e-5, atol=1e-5)
   assert r["bad"] == 0, r
 
 
@@ -373,3 +399,95 @@ def test_silence_gives_a_finite_loss(name, equality_results):
   """All-zero audio through model + loss (run in the same subprocess, by the 1-device step)."""
   r = equality_results[name]["silence"]
   assert r["finite"] and r["metrics"]["nonfinite"] == 0.0, r
+
+
+# --- triplet positives: distance bounds, incl. near the clip edges -------------
+
+def _triplet_shifts(task, clip, n, seed=0):
+  rng = np.random.default_rng(seed)
+  out = []
+  for _ in range(n):
+    ex = task.sample(clip, rng)
+    a, p = int(ex["audio"][0, 0]), int(ex["audio"][1, 0])
+    assert_window(ex["audio"][0], a)
+    assert_window(ex["audio"][1], p)
+    assert 0 <= min(a, p) and max(a, p) + CFG.slice_samples <= len(clip)
+    out.append((a, p))
+  return np.array(out)
+
+
+@pytest.mark.parametrize("extra", [None, 2 * CFG.hop_length, 8000, 40000])
+def test_triplet_positive_distance_within_min_and_max(extra):
+  """Defaults (min one slice, max 2 s); extra: a clip of slice + min + extra samples (edges)."""
+  task = make_task("triplet", **{"task.gain_jitter_db": 0.0})
+  lo, hi, s = task.min_shift, task.max_shift, CFG.slice_samples
+  assert (lo, hi) == (15600, 32000) and task.min_samples == s + lo + CFG.hop_length
+  n = task.clip_samples if extra is None else s + lo + extra
+  ap = _triplet_shifts(task, index_clip(n), 2000)
+  d = ap[:, 1] - ap[:, 0]
+  assert np.abs(d).min() >= lo and np.abs(d).max() <= hi        # never overlapping, never far
+  last = n - s
+  if extra is None:   # full window: uniform in [lo, hi] either side, both ends reachable
+    assert np.abs(d).min() < lo + 500 and np.abs(d).max() > hi - 500
+    assert abs(np.mean(d > 0) - 0.5) < 0.05
+    assert abs(np.mean(np.abs(d)) - (lo + hi) / 2) < 400
+    assert ap[:, 0].min() < 1000 and ap[:, 0].max() > last - 1000   # anchors reach both edges
+  else:               # short clip: only anchors with room for a positive, on the side that fits
+    a = ap[:, 0]
+    assert np.all((a - lo >= 0) | (a + lo <= last))
+    assert np.all(np.where(d > 0, a + lo <= last, a - lo >= 0))
+    assert a.min() < 100 and a.max() > last - 100                    # both edges reachable
+  # gain jitter off, so the cuts above were exact; a clip below min_samples - hop is refused
+  with pytest.raises(ValueError):
+    task.sample(index_clip(s + lo - 1), np.random.default_rng(0))
+
+
+def test_triplet_exact_distribution_on_a_tiny_clip():
+  """Anchor uniform over anchors with a valid positive; positive uniform over its valid ones."""
+  task = make_task("triplet", **{"task.gain_jitter_db": 0.0})
+  s = CFG.slice_samples
+  task.config.task.min_positive_seconds = 2 / 16000     # min 2, max 3 samples, starts 0..4
+  task.config.task.max_positive_seconds = 3 / 16000
+  rng = np.random.default_rng(0)
+  last = 4
+  counts = {}
+  n = 30000
+  for _ in range(n):
+    ex = task.sample(index_clip(s + last), rng)
+    a, p = int(ex["audio"][0, 0]), int(ex["audio"][1, 0])
+    counts[(a, p)] = counts.get((a, p), 0) + 1
+  valid = {a: [p for p in range(last + 1) if 2 <= abs(p - a) <= 3] for a in range(last + 1)}
+  assert all(valid.values())                              # every anchor has one here
+  assert set(counts) == {(a, p) for a, ps in valid.items() for p in ps}
+  for a, ps in valid.items():
+    for p in ps:
+      assert counts[(a, p)] / n == pytest.approx(1 / (len(valid) * len(ps)), abs=0.01)
+  # a clip where the middle anchor has no positive: last = 2, min 2 -> anchors 0 and 2 only
+  seen = {int(task.sample(index_clip(s + 2), rng)["audio"][0, 0]) for _ in range(200)}
+  assert seen == {0, 2}
+
+
+def test_triplet_gain_jitter_within_the_bound():
+  task = make_task("triplet")
+  assert task.config.task.gain_jitter_db == 6.0
+  clip = index_clip(task.clip_samples) + 1.0
+  rng = np.random.default_rng(0)
+  db = []
+  for _ in range(300):
+    for w in task.sample(clip, rng)["audio"]:
+      t = int(round((len(w) - 1) * w[0] / (w[-1] - w[0]))) - 1
+      g = w[0] / clip[t]
+      np.testing.assert_allclose(w, g * clip[t:t + len(w)], rtol=1e-5)
+      db.append(20 * np.log10(g))
+  db = np.array(db)
+  assert db.min() >= -6.001 and db.max() <= 6.001 and db.min() < -5.5 and db.max() > 5.5
+
+
+@pytest.mark.parametrize("key,value", [("task.min_positive_seconds", -0.5),
+                                       ("task.min_positive_seconds", 9.5),
+                                       ("task.max_positive_seconds", 0.5),
+                                       ("task.gain_jitter_db", -1.0)])
+def test_triplet_bad_positive_config_names_the_key(key, value):
+  c = helpers.load_config("triplet", **{key: value})
+  with pytest.raises(ValueError, match=f"config.{key}"):
+    config_validation.check_config(c)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from data.adapters.common import AdapterError, Report, split_of, walk_files
+from data.adapters.common import AdapterError, Report, walk_files
+from ssl_audio.manifest import split_of
 
 NAME = "bird_audio_detection"
 

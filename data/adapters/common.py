@@ -9,7 +9,6 @@ the files that its metadata names but that are not on disk. Missing files never 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -110,22 +109,6 @@ def find_paths(root: Path, names: Iterable[str], max_depth: int = 4,
           nxt.append(Path(e.path))
     level = nxt
   return found
-
-
-def hash_unit(key: str) -> float:
-  """A number in [0, 1] from a stable hash of key (same hash as ``manifest.hash_split``)."""
-  return int(hashlib.sha1(str(key).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-
-
-def split_of(key: str, fractions=(("train", 0.7), ("valid", 0.1), ("test", 0.2))) -> str:
-  """The split of one key; identical to ``ssl_audio.manifest.hash_split([key])[0]``."""
-  u = hash_unit(key)
-  acc = 0.0
-  for name, frac in fractions:
-    acc += frac
-    if u <= acc:
-      return name
-  return fractions[-1][0]
 
 
 def read_lines(path: Path) -> list[str]:

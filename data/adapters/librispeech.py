@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from data.adapters.common import AdapterError, Report, find_paths, hash_unit, read_lines, split_of, walk_files
+from data.adapters.common import AdapterError, Report, find_paths, read_lines, walk_files
+from ssl_audio.manifest import hash_unit, split_of
 
 NAME = "librispeech"
 SUBSETS = ("train-clean-100", "train-clean-360", "train-other-500", "dev-clean", "dev-other",

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data.adapters.common import AdapterError, Report, find_paths, hash_unit, split_of, walk_files
+from data.adapters.common import AdapterError, Report, find_paths, walk_files
+from ssl_audio.manifest import hash_unit, split_of
 
 NAME = "musan"
 LABELS = ("music", "speech", "noise")

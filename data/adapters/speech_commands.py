@@ -22,7 +22,8 @@ from pathlib import Path
 
 import soundfile as sf
 
-from data.adapters.common import AdapterError, Report, find_paths, read_lines, split_of, walk_files
+from data.adapters.common import AdapterError, Report, find_paths, read_lines, walk_files
+from ssl_audio.manifest import split_of
 
 V1_WORDS = ("bed", "bird", "cat", "dog", "down", "eight", "five", "four", "go", "happy", "house", "left",
             "marvin", "nine", "no", "off", "on", "one", "right", "seven", "sheila", "six", "stop", "three",

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data.adapters.common import AdapterError, Report, find_paths, hash_unit, read_lines, split_of
+from data.adapters.common import AdapterError, Report, find_paths, read_lines
+from ssl_audio.manifest import hash_unit, split_of
 
 NAME = "tut_scenes_2018"
 

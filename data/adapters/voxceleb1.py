@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data.adapters.common import AdapterError, Report, find_paths, read_lines, split_of, walk_files
+from data.adapters.common import AdapterError, Report, find_paths, read_lines, walk_files
+from ssl_audio.manifest import split_of
 
 NAME = "voxceleb1"
 SPLIT_CODES = {"1": "train", "2": "valid", "3": "test"}

@@ -35,3 +35,4 @@ from ssl_audio.tasks import autoencoder  # noqa: E402,F401
 from ssl_audio.tasks import triplet  # noqa: E402,F401
 from ssl_audio.tasks import supervised  # noqa: E402,F401
 from ssl_audio.tasks import multihead  # noqa: E402,F401
+from ssl_audio.tasks import cola  # noqa: E402,F401

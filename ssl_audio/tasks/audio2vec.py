@@ -72,14 +72,14 @@ class Audio2VecModel(nn.Module):
     dec_cfg = t.config.encoder
     if t.mode == "cbow":
       emb = encoder(mel_ctx.reshape(b * 2 * p, *mel_ctx.shape[2:]), train=train).reshape(b, 2 * p, -1)
-      z = emb.mean(axis=1) if t.config.task.get("aggregation", "mean") == "mean" else emb.reshape(b, -1)
+      z = emb.mean(axis=1) if t.config.task.aggregation == "mean" else emb.reshape(b, -1)
       outputs, target = 1, mel_mid[..., None]                        # [B, F, M, 1]
     else:
       z = encoder(mel_mid, train=train)
       outputs, target = 2 * p, jnp.moveaxis(mel_ctx, 1, -1)          # [B, F, M, 2P]
     pred = SliceDecoder(frames=t.frontend.slice_frames, mels=t.frontend.n_mels,
                         width=dec_cfg.width, outputs=outputs,
-                        out_bias=t.config.task.get("decoder_bias_init", -6.5), name="decoder")(z)
+                        out_bias=t.config.task.decoder_bias_init, name="decoder")(z)
     return {"pred": pred, "target": jax.lax.stop_gradient(target)}
 
 
@@ -91,7 +91,7 @@ class _Audio2VecBase(Task):
   mode = ""
 
   @classmethod
-  def validate_config(cls, config):
+  def check_config(cls, config):
     _check_block_config(config)
 
   @property
@@ -136,9 +136,9 @@ class Audio2VecCBoW(_Audio2VecBase):
   mode = "cbow"
 
   @classmethod
-  def validate_config(cls, config):
+  def check_config(cls, config):
     _check_block_config(config)
-    agg = config.task.get("aggregation", "mean")
+    agg = config.task.aggregation
     if agg not in ("mean", "concat"):
       raise ValueError(f"config.task.aggregation: {agg!r} is not 'mean' or 'concat'")
 

@@ -33,7 +33,7 @@ class AutoEncoderModel(nn.Module):
     z = t.make_encoder()(mel, train=train)
     pred = SliceDecoder(frames=t.frontend.slice_frames, mels=t.frontend.n_mels,
                         width=t.config.encoder.width, outputs=1,
-                        out_bias=t.config.task.get("decoder_bias_init", -6.5), name="decoder")(z)
+                        out_bias=t.config.task.decoder_bias_init, name="decoder")(z)
     return {"pred": pred, "target": jax.lax.stop_gradient(mel[..., None])}
 
 
@@ -42,7 +42,7 @@ class AutoEncoder(Task):
   name = "autoencoder"
 
   @classmethod
-  def validate_config(cls, config):
+  def check_config(cls, config):
     f = fe.FrontendConfig.from_dict(config.frontend)
     if not config.task.window_seconds * f.sample_rate >= f.slice_samples:
       raise ValueError(f"config.task.window_seconds: {config.task.window_seconds} is shorter than "

@@ -16,6 +16,7 @@ The trainer only ever calls these methods; it never branches on a task's name.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import flax.linen as nn
@@ -25,6 +26,8 @@ import ml_collections
 import numpy as np
 
 from ssl_audio import frontend as fe
+from ssl_audio.audio import to_int16  # also importable from here, as before
+from ssl_audio import encoder as encoder_lib
 from ssl_audio.encoder import Encoder
 from ssl_audio.parallel import DATA_AXIS
 
@@ -38,7 +41,7 @@ class Task:
     self.frontend = frontend
 
   @classmethod
-  def validate_config(cls, config: ml_collections.ConfigDict) -> None:
+  def check_config(cls, config: ml_collections.ConfigDict) -> None:
     """Raises ValueError("config.task.KEY: ...") for a bad task setting."""
 
   # --- host side -------------------------------------------------------------
@@ -79,9 +82,7 @@ class Task:
 
   # --- helpers shared by tasks -------------------------------------------------
   def make_encoder(self) -> Encoder:
-    enc = self.config.encoder
-    return Encoder(width=enc.width, embedding_dim=enc.embedding_dim, norm=enc.norm,
-                   axis_name=DATA_AXIS, name="encoder")
+    return encoder_lib.from_config(self.config.encoder, axis_name=DATA_AXIS, name="encoder")
 
 
 def check_window_fits_two_slices(config: ml_collections.ConfigDict) -> None:
@@ -91,11 +92,6 @@ def check_window_fits_two_slices(config: ml_collections.ConfigDict) -> None:
   if not config.task.window_seconds > slice_s * 1.05:
     raise ValueError(f"config.task.window_seconds: {config.task.window_seconds} must exceed one "
                      f"slice ({slice_s:.3f} s) by at least 5%")
-
-
-def to_int16(audio: np.ndarray) -> np.ndarray:
-  """float audio in [-1, 1] -> int16, the host-to-device transport format."""
-  return (np.clip(audio, -1.0, 32767 / 32768) * 32768).astype(np.int16)
 
 
 def random_starts(rng: np.random.Generator, clip_len: int, window: int, n: int) -> np.ndarray:
@@ -151,3 +147,79 @@ def mse_with_baseline(pred: jax.Array, target: jax.Array) -> tuple[jax.Array, di
   mean_slice = jax.lax.pmean(jnp.mean(target, axis=0, keepdims=True), DATA_AXIS)
   baseline = jnp.mean((mean_slice - target) ** 2)
   return loss, {"mse": loss, "baseline_loss": baseline}
+
+
+def random_pair_starts(rng: np.random.Generator, clip_len: int, window: int,
+                       min_gap: int) -> np.ndarray:
+  """Two window starts, uniform over the ordered pairs with |t1 - t2| >= min_gap.
+
+  min_gap 0: two independent uniform starts (overlap allowed). Otherwise exact and
+  without rejection: with M = clip_len - window, the gap k in [min_gap, M] has
+  P(k) ∝ M + 1 - k (the number of pairs with that gap: the triangular density of the
+  difference of two uniform starts, cut at min_gap), drawn by inverting its CDF; the
+  lower start is then uniform in [0, M - k] and the order a coin flip.
+  """
+  m = clip_len - window
+  if min_gap <= 0:
+    return random_starts(rng, clip_len, window, 2)
+  if m < min_gap:
+    raise ValueError(f"clip of {clip_len} samples has no two windows of {window} samples "
+                     f"{min_gap} samples apart")
+  # j = M + 1 - k in [1, J] has P(j) ∝ j; u uniform in [0, J (J + 1) / 2) falls in block j,
+  # [j (j - 1) / 2, j (j + 1) / 2), for j - 1 = (isqrt(8u + 1) - 1) // 2 (exact in ints).
+  j_max = m + 1 - min_gap
+  u = int(rng.integers(0, j_max * (j_max + 1) // 2))
+  k = m + 1 - ((math.isqrt(8 * u + 1) - 1) // 2 + 1)
+  lo = int(rng.integers(0, m - k + 1))
+  return np.array([lo, lo + k] if rng.integers(0, 2) else [lo + k, lo])
+
+
+def random_gain(rng: np.random.Generator, n: int, db: float) -> np.ndarray:
+  """n independent linear gains, uniform in [-db, +db] decibels (db 0: ones, no draw).
+
+  Applied per window on the host, so the level of two windows of one clip is no cue
+  that they belong together (to_int16 clips what a gain pushes past full scale).
+  """
+  if db == 0:
+    return np.ones(n, np.float32)
+  return (10.0 ** (rng.uniform(-db, db, size=n) / 20.0)).astype(np.float32)
+
+
+def check_window_fits_pair(config: ml_collections.ConfigDict, key: str) -> None:
+  """config.task.KEY (a minimum distance in seconds, >= 0) must leave a pair of slices
+  that far apart, plus one hop, inside config.task.window_seconds."""
+  v = config.task[key]
+  if not v >= 0:
+    raise ValueError(f"config.task.{key}: must be >= 0, got {v}")
+  f = fe.FrontendConfig.from_dict(config.frontend)
+  need = f.slice_samples + int(round(v * f.sample_rate)) + f.hop_length
+  if int(round(config.task.window_seconds * f.sample_rate)) < need:
+    raise ValueError(f"config.task.{key}: {v} s leaves no pair of slices in a "
+                     f"{config.task.window_seconds}-s window (needs slice + {key} + hop = "
+                     f"{need / f.sample_rate:.3f} s)")
+
+
+class SlicePairTask(Task):
+  """A task on two slices of one clip, starts at least ``task.min_gap_seconds`` apart
+  (uniform over the valid pairs), each with an independent random gain of up to
+  ``task.gain_jitter_db`` (TemporalGap, COLA)."""
+
+  @property
+  def min_gap(self) -> int:
+    return int(round(self.config.task.min_gap_seconds * self.frontend.sample_rate))
+
+  @property
+  def min_samples(self) -> int:
+    # slice + min gap + a hop: a valid pair exists, and two crops can always differ
+    return self.frontend.slice_samples + self.min_gap + self.frontend.hop_length
+
+  def sample_pair(self, clip: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
+    """(audio [2, slice_samples] float32, start 1, start 2)."""
+    s = self.frontend.slice_samples
+    if len(clip) < self.min_samples:
+      raise ValueError(f"clip of {len(clip)} samples is shorter than {self.min_samples} "
+                       "(slice + min gap + hop)")
+    t1, t2 = (int(x) for x in random_pair_starts(rng, len(clip), s, self.min_gap))
+    gain = random_gain(rng, 2, self.config.task.gain_jitter_db)
+    audio = np.stack([clip[t1:t1 + s], clip[t2:t2 + s]]) * gain[:, None]
+    return audio.astype(np.float32), t1, t2

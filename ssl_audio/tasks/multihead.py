@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from ssl_audio import tasks
+from ssl_audio.manifest import short_name  # metric keys: accuracy_<short_name(source)>
 from ssl_audio.parallel import DATA_AXIS
 from ssl_audio.tasks.supervised import Supervised
 
@@ -52,18 +53,6 @@ def class_groups(classes: list[str], sources: list[str]) -> np.ndarray:
   return np.array(out, np.int32)
 
 
-def short_name(source: str) -> str:
-  """suite:msn -> msn; folder:/x/birds -> birds; manifest:/x/birds/manifest.csv -> birds."""
-  name = source.split(":", 1)[1] if ":" in source else source
-  parts = [p for p in name.split("/") if p]
-  if not parts:
-    return name
-  if parts[-1].lower().endswith(".csv"):
-    stem = parts[-1][:-4]
-    return parts[-2] if stem == "manifest" and len(parts) > 1 else stem
-  return parts[-1]
-
-
 @tasks.register
 class MultiHead(Supervised):
   name = "multihead"
@@ -74,8 +63,8 @@ class MultiHead(Supervised):
     self.groups: np.ndarray | None = None      # [C] head index of each class
 
   @classmethod
-  def validate_config(cls, config):
-    super().validate_config(config)
+  def check_config(cls, config):
+    super().check_config(config)
     names = source_names(config.data.train)
     if len(set(names)) != len(names):
       raise ValueError(f"config.data.train: a source is listed twice: {names}")
@@ -91,8 +80,8 @@ class MultiHead(Supervised):
   def model(self, num_classes=None):
     m = super().model(num_classes)
     if self.groups is None:
-      raise ValueError(f"multihead: cannot read the class list of config.data.train="
-                       f"{self.config.data.train!r} with {num_classes} classes")
+      raise ValueError("multihead: set_classes() must come before model() (the trainer takes "
+                       "the classes from config.data.train, a loader from the checkpoint's meta)")
     return m
 
   def loss(self, outputs, batch):

@@ -20,7 +20,6 @@ Choices the paper leaves open, fixed here or config keys:
 from __future__ import annotations
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -37,20 +36,10 @@ class ClassifierModel(nn.Module):
   def __call__(self, batch, train: bool = False):
     emb = embed_windows(self.task.make_encoder(), batch["audio"], self.task.frontend, train)[:, 0]
     h = emb
-    hidden = self.task.config.task.get("head_hidden", 0)
+    hidden = self.task.config.task.head_hidden
     if hidden:
       h = nn.relu(nn.Dense(hidden, name="head_hidden")(h))
     return nn.Dense(self.num_classes, name="head")(h)                 # logits [B, C]
-
-
-def training_classes(config) -> tuple[list[str], np.ndarray]:
-  """The trainer's class list (sorted labels of the split == "train" rows) and their counts."""
-  from ssl_audio import manifest as manifest_lib
-  m = manifest_lib.ensure_split(manifest_lib.resolve(config.data.train)).where(split="train")
-  classes = m.labels()
-  labels = list(m.column("label"))
-  counts = np.array([labels.count(c) for c in classes], np.float64)
-  return classes, counts
 
 
 @tasks.register
@@ -64,8 +53,8 @@ class Supervised(Task):
     self.log_prior: np.ndarray | None = None   # [C] log class prior (of the task's heads)
 
   @classmethod
-  def validate_config(cls, config):
-    min_s, hidden = config.task.get("min_seconds", 0.1), config.task.get("head_hidden", 0)
+  def check_config(cls, config):
+    min_s, hidden = config.task.min_seconds, config.task.head_hidden
     if not min_s > 0:
       raise ValueError(f"config.task.min_seconds: must be > 0, got {min_s}")
     if not isinstance(hidden, int) or hidden < 0:
@@ -79,7 +68,7 @@ class Supervised(Task):
   @property
   def min_samples(self) -> int:
     return max(self.frontend.win_length,
-               int(round(self.config.task.get("min_seconds", 0.1) * self.frontend.sample_rate)))
+               int(round(self.config.task.min_seconds * self.frontend.sample_rate)))
 
   def sample(self, clip, rng):
     """audio [1, samples]: a random slice, or the clip zero-padded at a random offset."""
@@ -95,24 +84,14 @@ class Supervised(Task):
 
   # --- accelerator side ------------------------------------------------------
   def set_classes(self, classes: list[str], counts: np.ndarray) -> None:
+    """The class list and its counts (the prior), from the trainer or a checkpoint's meta."""
     self.classes = list(classes)
     counts = np.maximum(np.asarray(counts, np.float64), 1e-12)
     self.log_prior = np.log(counts / counts.sum()).astype(np.float32)
 
-  def _load_classes(self, num_classes: int | None) -> None:
-    if self.classes is not None or not self.config.data.get("train"):
-      return
-    try:
-      classes, counts = training_classes(self.config)
-    except Exception:   # no data at hand (e.g. a bare model for export): uniform prior
-      return
-    if num_classes is None or len(classes) == num_classes:
-      self.set_classes(classes, counts)
-
   def model(self, num_classes=None):
     if not num_classes:
       raise ValueError(f"{self.name}: model() needs num_classes (from the labelled data)")
-    self._load_classes(num_classes)
     return ClassifierModel(self, num_classes)
 
   def loss(self, outputs, batch):

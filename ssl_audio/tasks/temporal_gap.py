@@ -3,11 +3,18 @@
 Paper [A]: "estimate the time gap between two short segments drawn at random from
 one clip". Choices the paper leaves open (paper.md §4, §9) are config keys:
 
-* ``task.window_seconds`` (10): the window of the clip the two slices are drawn
-  from, uniformly and independently.
-* target = |start_1 - start_2| / (window - slice), in [0, 1]. The normaliser is the
-  largest gap of the *nominal* window, so on a shorter clip the target keeps its
-  meaning (seconds / constant) and simply cannot reach 1.
+* ``task.window_seconds`` (10): the window of the clip the two slices are drawn from.
+* ``task.min_gap_seconds`` (0.975, one slice): the pair is uniform over the ordered
+  start pairs with |t1 - t2| >= this gap (``random_pair_starts``: exact, no
+  rejection). Two independent starts (0, the old sampler) overlap in ~20% of pairs
+  on a 10-s window, and an overlapping pair can be matched sample by sample.
+* target = |t1 - t2| / (len(clip) - slice), in [min_gap / max_gap, 1]: the gap as a
+  fraction of the largest gap in the audio actually used, so on a file shorter than
+  the window (used whole) the target still spans the range, and its meaning does not
+  depend on the file's length. ``min_samples`` = slice + min gap + one hop, so every
+  usable file has a valid pair; shorter files are skipped by the pipeline.
+* ``task.gain_jitter_db`` (6; 0 disables): each slice gets an independent gain,
+  uniform in ±dB, on the host, so loudness is no cue for the gap.
 * ``task.loss``: "bce" (cross-entropy between the sigmoid output and the soft
   target, our default) or "mse".
 * head: ``task.head_features`` "symmetric" (default) feeds [|e1 - e2|, e1 * e2]
@@ -26,7 +33,8 @@ import numpy as np
 import optax
 
 from ssl_audio import tasks
-from ssl_audio.tasks.base import Task, check_window_fits_two_slices, embed_windows, random_starts
+from ssl_audio.tasks.base import (SlicePairTask, check_window_fits_pair, check_window_fits_two_slices,
+                                  embed_windows)
 
 
 class TemporalGapModel(nn.Module):
@@ -36,45 +44,37 @@ class TemporalGapModel(nn.Module):
   def __call__(self, batch, train: bool = False):
     emb = embed_windows(self.task.make_encoder(), batch["audio"], self.task.frontend, train)
     t = self.task.config.task
-    if t.get("head_features", "concat") == "symmetric":   # the target |gap| is symmetric too
+    if t.head_features == "symmetric":                     # the target |gap| is symmetric too
       h = jnp.concatenate([jnp.abs(emb[:, 0] - emb[:, 1]), emb[:, 0] * emb[:, 1]], axis=-1)
     else:
       h = emb.reshape(emb.shape[0], -1)                     # concatenate the two embeddings
-    hidden = t.get("head_hidden", 0)
-    if hidden:
-      h = nn.relu(nn.Dense(hidden, name="head_hidden")(h))
+    if t.head_hidden:
+      h = nn.relu(nn.Dense(t.head_hidden, name="head_hidden")(h))
     return nn.Dense(1, name="head")(h)[:, 0]                # logit of the normalised gap
 
 
 @tasks.register
-class TemporalGap(Task):
+class TemporalGap(SlicePairTask):
   name = "temporal_gap"
 
   @classmethod
-  def validate_config(cls, config):
+  def check_config(cls, config):
     t = config.task
     check_window_fits_two_slices(config)
     if t.loss not in ("bce", "mse"):
       raise ValueError(f"config.task.loss: {t.loss!r} is not 'bce' or 'mse'")
-    if t.get("head_features", "concat") not in ("concat", "symmetric"):
+    if t.head_features not in ("concat", "symmetric"):
       raise ValueError(f"config.task.head_features: {t.head_features!r} is not 'concat' or 'symmetric'")
-    if t.head_hidden < 0:
-      raise ValueError(f"config.task.head_hidden: must be >= 0, got {t.head_hidden}")
-
-  @property
-  def min_samples(self) -> int:
-    return self.frontend.slice_samples + self.frontend.hop_length  # room for a non-zero gap
-
-  @property
-  def max_gap(self) -> int:
-    return self.clip_samples - self.frontend.slice_samples
+    if not isinstance(t.head_hidden, int) or t.head_hidden < 0:
+      raise ValueError(f"config.task.head_hidden: must be an integer >= 0, got {t.head_hidden!r}")
+    if not t.gain_jitter_db >= 0:
+      raise ValueError(f"config.task.gain_jitter_db: must be >= 0, got {t.gain_jitter_db}")
+    check_window_fits_pair(config, "min_gap_seconds")
 
   def sample(self, clip, rng):
-    s = self.frontend.slice_samples
-    starts = random_starts(rng, len(clip), s, 2)
-    audio = np.stack([clip[t:t + s] for t in starts])
-    gap = abs(int(starts[0]) - int(starts[1])) / self.max_gap
-    return {"audio": audio.astype(np.float32), "target": np.float32(gap)}
+    audio, t1, t2 = self.sample_pair(clip, rng)
+    gap = abs(t1 - t2) / (len(clip) - self.frontend.slice_samples)  # of the window used: in [0, 1]
+    return {"audio": audio, "target": np.float32(gap)}
 
   def model(self, num_classes=None):
     return TemporalGapModel(self)

@@ -4,9 +4,17 @@ paper.md §4 ([U, low] for [A]): anchor and positive are two slices of one clip
 close in time; negatives are slices of other clips; hinge loss with a margin.
 Choices the paper leaves open, all config keys:
 
-* ``task.window_seconds`` (10): the window of the clip the pipeline loads. The
-  anchor starts uniformly inside it; the positive starts uniformly within
-  ``task.max_positive_seconds`` (1.0) of the anchor (clamped to the window).
+* ``task.window_seconds`` (10): the window of the clip the pipeline loads.
+* positives: the anchor-positive start distance is uniform in
+  [``task.min_positive_seconds``, ``task.max_positive_seconds``] (0.975 = one slice,
+  2.0) either side of the anchor, drawn exactly inside the window: the anchor is
+  uniform over the starts that have at least one valid positive, the positive uniform
+  over that anchor's valid starts (both sides pooled; near an edge only one side fits).
+  With min >= slice the two slices never overlap (with the old 0 .. 1 s almost every
+  pair overlapped, and an overlap can be matched sample by sample); min 0 and max
+  1.0 restore the old sampler's distribution.
+* ``task.gain_jitter_db`` (6; 0 disables): independent gain per slice, uniform in
+  ±dB, so two slices of one clip cannot be paired by their level.
 * distances are SQUARED Euclidean distances between L2-normalised embeddings
   (so in [0, 4]); ``task.margin`` (0.1) is on that scale.
 * negatives: every anchor and positive of every OTHER example of the GLOBAL batch
@@ -42,7 +50,8 @@ import numpy as np
 
 from ssl_audio import tasks
 from ssl_audio.parallel import DATA_AXIS
-from ssl_audio.tasks.base import Task, check_window_fits_two_slices, embed_windows
+from ssl_audio.tasks.base import (Task, check_window_fits_pair, check_window_fits_two_slices,
+                                  embed_windows, random_gain)
 
 
 class TripletModel(nn.Module):
@@ -87,42 +96,75 @@ def triplet_semihard(anchor: jax.Array, positive: jax.Array, cand: jax.Array,
   return jnp.mean(per), metrics
 
 
+def uniform_in(rng: np.random.Generator, intervals: list[tuple[int, int]]) -> int:
+  """One integer uniform over a union of disjoint inclusive intervals."""
+  sizes = [hi - lo + 1 for lo, hi in intervals]
+  k = int(rng.integers(0, sum(sizes)))
+  for (lo, _), n in zip(intervals, sizes):
+    if k < n:
+      return lo + k
+    k -= n
+  raise AssertionError("unreachable")
+
+
 @tasks.register
 class Triplet(Task):
   name = "triplet"
 
   @classmethod
-  def validate_config(cls, config):
+  def check_config(cls, config):
     t = config.task
     check_window_fits_two_slices(config)
     if not t.max_positive_seconds > 0:
       raise ValueError(f"config.task.max_positive_seconds: must be > 0, got {t.max_positive_seconds}")
+    check_window_fits_pair(config, "min_positive_seconds")
+    if not t.max_positive_seconds >= t.min_positive_seconds:
+      raise ValueError(f"config.task.max_positive_seconds: {t.max_positive_seconds} is below "
+                       f"config.task.min_positive_seconds ({t.min_positive_seconds})")
+    if not t.gain_jitter_db >= 0:
+      raise ValueError(f"config.task.gain_jitter_db: must be >= 0, got {t.gain_jitter_db}")
     if not t.margin > 0:
       raise ValueError(f"config.task.margin: must be > 0, got {t.margin}")
-    if t.get("fallback", "hardest") not in ("hardest", "easiest"):
-      raise ValueError(f"config.task.fallback: {t.get('fallback')!r} is not 'hardest' or 'easiest'")
+    if t.fallback not in ("hardest", "easiest"):
+      raise ValueError(f"config.task.fallback: {t.fallback!r} is not 'hardest' or 'easiest'")
     if config.batch_size < 2:
       raise ValueError("config.batch_size: the triplet loss needs >= 2 examples (negatives "
                        f"come from other examples), got {config.batch_size}")
 
   @property
-  def min_samples(self) -> int:
-    return self.frontend.slice_samples + self.frontend.hop_length
+  def min_shift(self) -> int:
+    return int(round(self.config.task.min_positive_seconds * self.frontend.sample_rate))
 
   @property
   def max_shift(self) -> int:
     return int(round(self.config.task.max_positive_seconds * self.frontend.sample_rate))
 
+  @property
+  def min_samples(self) -> int:
+    # slice + min distance + a hop: every usable file has an anchor with a positive
+    return self.frontend.slice_samples + self.min_shift + self.frontend.hop_length
+
+  def positive_range(self, a: int, last: int) -> list[tuple[int, int]]:
+    """The positive starts valid for anchor start a: inclusive intervals, either side."""
+    lo_d, hi_d = self.min_shift, self.max_shift
+    left = (max(0, a - hi_d), a - max(lo_d, 1))     # distance 0 (min 0) counted once, right
+    right = (a + lo_d, min(last, a + hi_d))
+    return [r for r in (left, right) if r[0] <= r[1]]
+
   def sample(self, clip, rng):
-    """audio [2, samples]: anchor, then a positive starting within max_positive of it."""
+    """audio [2, samples]: anchor, then a positive min..max_positive from it."""
     s = self.frontend.slice_samples
     last = len(clip) - s
-    if last < 0:
-      raise ValueError(f"clip of {len(clip)} samples is shorter than one slice ({s})")
-    a = int(rng.integers(0, last + 1))
-    lo, hi = max(0, a - self.max_shift), min(last, a + self.max_shift)
-    p = int(rng.integers(lo, hi + 1))
-    return {"audio": np.stack([clip[a:a + s], clip[p:p + s]]).astype(np.float32)}
+    if last < self.min_shift:
+      raise ValueError(f"clip of {len(clip)} samples has no two slices ({s}) "
+                       f"{self.min_shift} samples apart")
+    # Anchors with a valid positive: all, except (last - min, min) when the clip is short.
+    a = uniform_in(rng, [(0, last)] if last - self.min_shift >= self.min_shift - 1 else
+                   [(0, last - self.min_shift), (self.min_shift, last)])
+    p = uniform_in(rng, self.positive_range(a, last))
+    gain = random_gain(rng, 2, self.config.task.gain_jitter_db)
+    audio = np.stack([clip[a:a + s], clip[p:p + s]]) * gain[:, None]
+    return {"audio": audio.astype(np.float32)}
 
   def model(self, num_classes=None):
     return TripletModel(self)
@@ -139,6 +181,6 @@ class Triplet(Task):
     anchor_example = jax.lax.axis_index(DATA_AXIS) * b + jnp.arange(b)
     t = self.config.task
     loss, metrics = triplet_semihard(anchor, positive, cand, cand_example, anchor_example,
-                                     t.margin, t.get("fallback", "hardest"))
+                                     t.margin, t.fallback)
     metrics["baseline_loss"] = jnp.asarray(t.margin, jnp.float32)
     return loss, metrics

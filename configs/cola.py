@@ -1,0 +1,31 @@
+r"""COLA pretraining (Saeed, Grangier, Zeghidour 2021: contrastive crops of one clip).
+
+Command:
+  python main.py --config=configs/cola.py --workdir=runs/cola
+
+Result: not yet measured.
+
+Choices (paper.md §10, COLA's code), all overridable:
+  task.window_seconds   10     both crops drawn inside a 10-s window of the clip
+  task.min_gap_seconds  0.0    independent crops, as COLA (0.975: never overlapping)
+  task.positive_noise   0.001  Gaussian noise std on the positive's waveform (COLA's value)
+  task.gain_jitter_db   0.0    COLA has none; 6 gives each crop a gain in +-6 dB
+  task.head_dim         512    embedding -> Dense(512) -> LayerNorm -> tanh, shared head
+  task.temperature      0.2    bilinear similarity g(x)^T W g(y) / (512 * 0.2), W init N(0, 1)
+  negatives: every other example's positive of the GLOBAL batch (all-gathered across
+  devices); softmax cross-entropy, baseline log(global batch).
+"""
+
+from configs import default
+
+
+def get_config():
+  c = default.get_config()
+  c.task.name = "cola"
+  c.task.window_seconds = 10.0
+  c.task.min_gap_seconds = 0.0
+  c.task.positive_noise = 0.001
+  c.task.gain_jitter_db = 0.0
+  c.task.head_dim = 512
+  c.task.temperature = 0.2
+  return c

@@ -1,0 +1,134 @@
+"""The evaluation protocol's options: features, their cache key, BatchNorm
+re-estimation, Untrained over several init seeds, and the input normalisation
+stored in (and read back from) the checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ssl_audio import embed as embed_lib
+from ssl_audio import encoder as encoder_lib
+from ssl_audio import frontend as fe
+from tests import helpers
+
+FCFG = fe.FrontendConfig()
+
+
+def small_embedder(features="embedding", seed=0):
+  enc = encoder_lib.Encoder(width=0.25, embedding_dim=16)
+  v = enc.init(jax.random.key(seed), jnp.zeros((1, FCFG.slice_frames, FCFG.n_mels)))
+  # Non-trivial BatchNorm statistics, so re-estimation has something to change.
+  v = jax.tree_util.tree_map_with_path(
+      lambda p, x: x + 0.3 if "mean" in str(p[-1]) else x, jax.device_get(v))
+  return embed_lib.Embedder(enc, v, FCFG, identity="t", features=features)
+
+
+def audio(n, seed=0):
+  rng = np.random.default_rng(seed)
+  t = np.arange(FCFG.slice_samples)
+  x = [0.2 * np.sin(2 * np.pi * (200 + 150 * k) * t / 16000) + 0.05 * rng.standard_normal(len(t))
+       for k in range(n)]
+  return np.asarray(x, np.float32)
+
+
+def test_feature_options_shapes_and_values():
+  x = audio(3)
+  e = small_embedder()
+  ch = e.encoder.block_channels()
+  out = {f: e.with_features(f).embed_batch(x) for f in embed_lib.FEATURES}
+  assert out["embedding"].shape == (3, 16)
+  assert out["pooled"].shape == (3, ch[-1])
+  assert out["blocks"].shape == (3, 2 * sum(ch))
+  # pooled is the global max of the last block; blocks ends with its mean and max.
+  mel = fe.log_mel(jnp.asarray(x), FCFG)
+  _, feats = e.encoder.apply(jax.device_get(e.variables), mel, return_blocks=True)
+  last = np.asarray(feats[-1])
+  np.testing.assert_allclose(out["pooled"], last.max(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(out["blocks"][:, -ch[-1]:], last.max(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(out["blocks"][:, -2 * ch[-1]:-ch[-1]], last.mean(axis=(1, 2)),
+                             rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="features"):
+    e.with_features("nope")
+
+
+def test_cache_key_holds_the_features_and_keeps_the_default_name(labelled_folder, tmp_path):
+  import hashlib
+  from eval import embeddings as E
+  bench = f"folder:{labelled_folder}"
+  m = E.load_benchmark(bench)
+  paths = {f: E.cache_path(tmp_path, bench, "step1", m, FCFG.to_dict(), None, f)
+           for f in embed_lib.FEATURES}
+  assert len(set(paths.values())) == 3
+  # The default's key is the one written before the option existed (old caches still hit).
+  old = json.dumps({"v": E.CACHE_VERSION, "weights": "step1", "task": bench,
+                    "manifest": E.manifest_hash(m), "frontend": FCFG.to_dict(), "max_clips": 0},
+                   sort_keys=True)
+  assert paths["embedding"].name.endswith(hashlib.sha1(old.encode()).hexdigest()[:12] + ".npz")
+
+
+def test_bn_reestimation_matches_the_population_statistics():
+  x = audio(12, seed=1)
+  e = small_embedder()
+  r = embed_lib.reestimate_batch_stats(e, x, batch_size=64)
+  assert r.identity != e.identity   # a new cache identity
+  # block0's BatchNorm input does not depend on any BatchNorm: its statistics are exact.
+  mel = fe.log_mel(jnp.asarray(x), FCFG)[..., None]
+  p = jax.device_get(e.variables["params"])["block0"]
+  import flax.linen as nn
+  y = nn.Conv(p["conv_time"]["kernel"].shape[-1], (3, 1), padding="SAME").apply(
+      {"params": p["conv_time"]}, mel)
+  y = nn.Conv(p["conv_freq"]["kernel"].shape[-1], (1, 3), padding="SAME", use_bias=False).apply(
+      {"params": p["conv_freq"]}, nn.relu(y))
+  y = np.asarray(y, np.float64).reshape(-1, y.shape[-1])
+  st = jax.device_get(r.variables["batch_stats"])["block0"]["bn"]
+  np.testing.assert_allclose(st["mean"], y.mean(0), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(st["var"], y.var(0), rtol=1e-3, atol=1e-5)
+  # Deeper layers changed too, and the embeddings with them.
+  before = jax.device_get(e.variables["batch_stats"])["block3"]["bn"]["mean"]
+  assert not np.allclose(before, jax.device_get(r.variables["batch_stats"])["block3"]["bn"]["mean"])
+  assert not np.allclose(e.embed_batch(x), r.embed_batch(x))
+
+
+def test_untrained_over_init_seeds_and_paired_difference():
+  from eval import linear_eval
+  def res(accs):
+    return {"task": "b", "linear_probe": {"per_seed": [{"accuracy": a} for a in accs]},
+            "accuracy": {"mean": float(np.mean(accs))},
+            "balanced_accuracy": {"mean": float(np.mean(accs))}, "chance": {"accuracy": 0.5}}
+  per_init = [{"b": res([0.50, 0.52, 0.54])}, {"b": res([0.60, 0.60, 0.60])},
+              {"b": res([0.40, 0.44, 0.42])}]
+  u = linear_eval.combine_untrained(per_init)["b"]
+  assert u["accuracy"]["n"] == 3 and u["accuracy"]["over"] == "init seeds"
+  assert u["accuracy"]["mean"] == pytest.approx(np.mean([0.52, 0.60, 0.42]))
+  assert u["accuracy"]["half_width"] > 0
+  d = linear_eval.paired_difference(res([0.70, 0.72, 0.71]), u)
+  assert d["n"] == 3
+  assert d["mean"] == pytest.approx(np.mean([0.70 - 0.50, 0.72 - 0.60, 0.71 - 0.42]))
+
+
+def test_input_normalisation_is_measured_stored_and_read_back(audio_folder, tmp_path):
+  from ssl_audio import manifest, normalization, pretrained, train
+  c = helpers.tiny(helpers.load_config("temporal_gap"), str(audio_folder), steps=1)
+  c.encoder.width = 0.25
+  c.encoder.input_norm = "pool"
+  wd = tmp_path / "run"
+  train.train_and_evaluate(c, str(wd))
+  assert c.encoder.input_mean == 0.0     # the caller's config is not changed
+  pre = pretrained.load_pretrained(str(wd))
+  enc = pre.meta["config"]["encoder"]
+  mean, std = normalization.log_mel_stats(manifest.resolve(str(audio_folder)), FCFG, seed=c.seed)
+  assert enc["input_mean"] == pytest.approx(mean) and enc["input_std"] == pytest.approx(std)
+  assert enc["input_mean"] < -1.0 and enc["input_std"] > 0.1     # real log-mel levels
+  assert pre.encoder.input_mean == enc["input_mean"]             # the loaded encoder applies them
+  saved = json.loads((wd / "config.json").read_text())["encoder"]
+  assert saved["input_mean"] == enc["input_mean"]
+  # Resuming reads the stored values (not a new measurement of possibly changed data).
+  c2 = helpers.tiny(helpers.load_config("temporal_gap"), str(audio_folder), steps=2)
+  c2.encoder.width, c2.encoder.input_norm, c2.seed = 0.25, "pool", 7
+  train.train_and_evaluate(c2, str(wd))
+  assert pretrained.load_pretrained(str(wd)).meta["config"]["encoder"]["input_mean"] == enc["input_mean"]
