@@ -38,6 +38,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.encoder.input_mean = 0.0        # set by the trainer when input_norm = "pool"
   c.encoder.input_std = 1.0
 
+  # Training-only log-mel augmentation, every task alike (ssl_audio/augment.py); 0 = off.
+  c.augment = ml_collections.ConfigDict(dict(
+      gain_db=0.0, mixup_ratio=0.0, time_masks=0, time_mask_frames=10, freq_masks=0,
+      freq_mask_bins=8, band_limit_prob=0.0, band_limit_min_hz=3500.0))
+
   c.task = ml_collections.ConfigDict()
   c.task.name = ""
 

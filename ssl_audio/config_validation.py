@@ -6,6 +6,7 @@ import numbers
 
 import ml_collections
 
+from ssl_audio import augment
 from ssl_audio import frontend as fe
 
 
@@ -65,6 +66,10 @@ def check_config(c: ml_collections.ConfigDict) -> None:
         f"must be none or pool, got {c.encoder.input_norm!r}")
   _num(c, "encoder.input_std", 0.0, lo_open=True)
   _int(c, "data.num_workers", 0)
+  try:
+    augment.AugmentConfig.from_config(c.augment).check()
+  except (TypeError, ValueError) as e:
+    raise ConfigError(str(e)) from None
   try:
     fe.FrontendConfig.from_dict(c.frontend).check()
   except (TypeError, ValueError) as e:

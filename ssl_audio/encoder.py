@@ -10,12 +10,14 @@ the step gives the same result on 1 or N devices.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ssl_audio import augment as augment_lib
 
 BASE_CHANNELS = (8, 16, 32, 64, 128, 256)
 BN_MOMENTUM = 0.99   # running average = momentum * old + (1 - momentum) * batch statistic
@@ -97,12 +99,21 @@ class Encoder(nn.Module):
   # Fixed input normalisation (ssl_audio.normalization): (x - input_mean) / input_std.
   input_mean: float = 0.0
   input_std: float = 1.0
+  # Training-only log-mel augmentation (ssl_audio.augment); no parameters of its own.
+  augment: Any = None                       # an AugmentConfig, or None
+  augment_mel_hz: tuple[float, ...] = ()    # centre frequency of each mel bin
+  augment_log_floor: float = 1e-5
 
   def block_channels(self) -> list[int]:
     return [max(1, int(round(c * self.width))) for c in self.channels]
 
   @nn.compact
   def __call__(self, x, train: bool = False, return_blocks: bool = False):
+    if train and self.augment is not None and self.augment.enabled and self.has_rng("augment"):
+      x = x[..., 0] if x.ndim == 4 else x
+      first = jax.lax.axis_index(self.axis_name) * x.shape[0] if self.axis_name else 0
+      x = augment_lib.apply(x, self.augment, self.make_rng("augment"), jnp.asarray(first),
+                            np.asarray(self.augment_mel_hz, np.float32), self.augment_log_floor)
     if x.ndim == 3:
       x = x[..., None]
     if self.input_mean != 0.0 or self.input_std != 1.0:

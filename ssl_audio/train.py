@@ -62,15 +62,22 @@ def with_input_stats(config: ml_collections.ConfigDict, manifest, mgr) -> ml_col
 
 
 def make_train_step(model, task: tasks.Task, tx: optax.GradientTransformation,
-                    schedule: optax.Schedule, mesh):
-  """The shard_mapped step: (state, batch) -> (state, metrics)."""
+                    schedule: optax.Schedule, mesh, seed: int = 0):
+  """The shard_mapped step: (state, batch) -> (state, metrics).
+
+  The augmentation key is a function of (seed, step) alone, so a resumed run draws
+  exactly what an uninterrupted one does.
+  """
 
   def per_device(state: TrainState, batch):
+    rngs = {"augment": jax.random.fold_in(jax.random.key(seed), state.step)}
+
     def loss_fn(params):
       variables = {"params": params}
       if state.batch_stats:
         variables["batch_stats"] = state.batch_stats
-      outputs, mutated = model.apply(variables, batch, train=True, mutable=["batch_stats"])
+      outputs, mutated = model.apply(variables, batch, train=True, mutable=["batch_stats"],
+                                     rngs=rngs)
       loss, metrics = task.loss(outputs, batch)
       return loss, (metrics, mutated.get("batch_stats", state.batch_stats))
 
@@ -183,7 +190,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     writer.close()
     return {}
 
-  step_fn = make_train_step(model, task, tx, schedule, mesh)
+  step_fn = make_train_step(model, task, tx, schedule, mesh, seed=config.seed)
   pending: list[dict] = []
   last: dict = {}
   t_log, n_log = time.time(), 0

@@ -18,7 +18,10 @@ def _cmd(workdir, data):
           f"--config.data.pretrain={data}", f"--config.num_train_steps={STEPS}",
           "--config.batch_size=8", "--config.checkpoint_every_steps=3",
           "--config.log_every_steps=1", "--config.data.num_workers=0",
-          "--config.task.window_seconds=4.0", "--config.keep_checkpoints=10"]
+          "--config.task.window_seconds=4.0", "--config.keep_checkpoints=10",
+          # augmentation draws and the pool's input statistics must resume exactly too
+          "--config.augment.gain_db=6", "--config.augment.time_masks=1",
+          "--config.augment.mixup_ratio=0.2", "--config.encoder.input_norm=pool"]
 
 
 def _env():

@@ -33,7 +33,7 @@ import numpy as np
 
 from ssl_audio import frontend as fe
 from ssl_audio import tasks
-from ssl_audio.tasks.base import SliceDecoder, Task, mse_with_baseline
+from ssl_audio.tasks.base import SliceDecoder, Task, mse_with_baseline, normalised_target
 
 
 def _check_block_config(config) -> None:
@@ -77,9 +77,9 @@ class Audio2VecModel(nn.Module):
     else:
       z = encoder(mel_mid, train=train)
       outputs, target = 2 * p, jnp.moveaxis(mel_ctx, 1, -1)          # [B, F, M, 2P]
+    target, out_bias = normalised_target(encoder, target, t.config.task.decoder_bias_init)
     pred = SliceDecoder(frames=t.frontend.slice_frames, mels=t.frontend.n_mels,
-                        width=dec_cfg.width, outputs=outputs,
-                        out_bias=t.config.task.decoder_bias_init, name="decoder")(z)
+                        width=dec_cfg.width, outputs=outputs, out_bias=out_bias, name="decoder")(z)
     return {"pred": pred, "target": jax.lax.stop_gradient(target)}
 
 

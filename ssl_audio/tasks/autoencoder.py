@@ -19,7 +19,8 @@ import numpy as np
 
 from ssl_audio import frontend as fe
 from ssl_audio import tasks
-from ssl_audio.tasks.base import SliceDecoder, Task, mse_with_baseline, random_starts
+from ssl_audio.tasks.base import (SliceDecoder, Task, mse_with_baseline, normalised_target,
+                                  random_starts)
 
 
 class AutoEncoderModel(nn.Module):
@@ -30,11 +31,13 @@ class AutoEncoderModel(nn.Module):
     t = self.task
     audio = batch["audio"][:, 0]                                     # [B, samples]
     mel = fe.log_mel(audio, t.frontend)                              # [B, F, M]
-    z = t.make_encoder()(mel, train=train)
+    encoder = t.make_encoder()
+    z = encoder(mel, train=train)
+    target, out_bias = normalised_target(encoder, mel[..., None], t.config.task.decoder_bias_init)
     pred = SliceDecoder(frames=t.frontend.slice_frames, mels=t.frontend.n_mels,
-                        width=t.config.encoder.width, outputs=1,
-                        out_bias=t.config.task.decoder_bias_init, name="decoder")(z)
-    return {"pred": pred, "target": jax.lax.stop_gradient(mel[..., None])}
+                        width=t.config.encoder.width, outputs=1, out_bias=out_bias,
+                        name="decoder")(z)
+    return {"pred": pred, "target": jax.lax.stop_gradient(target)}
 
 
 @tasks.register

@@ -27,6 +27,7 @@ import numpy as np
 
 from ssl_audio import frontend as fe
 from ssl_audio.audio import to_int16  # also importable from here, as before
+from ssl_audio import augment as augment_lib
 from ssl_audio import encoder as encoder_lib
 from ssl_audio.encoder import Encoder
 from ssl_audio.parallel import DATA_AXIS
@@ -82,7 +83,14 @@ class Task:
 
   # --- helpers shared by tasks -------------------------------------------------
   def make_encoder(self) -> Encoder:
-    return encoder_lib.from_config(self.config.encoder, axis_name=DATA_AXIS, name="encoder")
+    f = self.frontend
+    return encoder_lib.from_config(
+        self.config.encoder, axis_name=DATA_AXIS, name="encoder",
+        # A checkpoint from before config.augment existed was trained without it.
+        augment=augment_lib.AugmentConfig.from_config(self.config.augment)
+        if "augment" in self.config else None,
+        augment_mel_hz=tuple(float(h) for h in augment_lib.mel_centres(f.n_mels, f.fmin, f.fmax)),
+        augment_log_floor=f.log_floor)
 
 
 def check_window_fits_two_slices(config: ml_collections.ConfigDict) -> None:
@@ -139,6 +147,17 @@ class SliceDecoder(nn.Module):
     x = nn.Conv(self.outputs, (1, 1), bias_init=nn.initializers.constant(self.out_bias),
                 name="out")(x)
     return x[:, :self.frames, :self.mels, :]                   # [B, frames, mels, outputs]
+
+
+def normalised_target(encoder: Encoder, mel: jax.Array, bias_init: float) -> tuple[jax.Array, float]:
+  """(the log-mel target in the units the encoder sees, the decoder's initial output level).
+
+  ``bias_init`` is in raw log-mel units (``task.decoder_bias_init``), converted with
+  the encoder's input statistics, so one key keeps its meaning with or without
+  ``encoder.input_norm``.
+  """
+  return ((mel - encoder.input_mean) / encoder.input_std,
+          (bias_init - encoder.input_mean) / encoder.input_std)
 
 
 def mse_with_baseline(pred: jax.Array, target: jax.Array) -> tuple[jax.Array, dict]:
