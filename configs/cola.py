@@ -3,7 +3,15 @@ r"""COLA pretraining (Saeed, Grangier, Zeghidour 2021: contrastive crops of one 
 Command:
   python main.py --config=configs/cola.py --workdir=runs/cola
 
-Result: not yet measured.
+Result (2026-12-01, 2-core Xeon CPU, width 1, batch 64, suite:pretrain, 1000 steps; means
+over steps 901-1000 of metrics.jsonl): loss 1.128 vs log(64) = 4.159 for all-equal
+similarities; the positive is retrieved among 64 in 59% of cases (chance 1.6%); 2.5
+steps/s (161 examples/s). Downstream (python -m eval.linear_eval
+--workdir=runs/cola,runs/tg --benchmarks=suite:all --baselines=untrained; clip-level test
+accuracy %, 3 probe seeds; Untrained over 3 init seeds): digits 31.1 +- 2.4 vs Untrained
+17.7 +- 5.3 (paired difference +14.1 +- 2.4), language 31.9 vs 28.9, msn 78.1 vs 79.0,
+instrument 47.9 vs 50.3 (the last three within the intervals). The first method here
+to beat the random encoder on a benchmark.
 
 Choices (paper.md §10, COLA's code), all overridable:
   task.window_seconds   10     both crops drawn inside a 10-s window of the clip
