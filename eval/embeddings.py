@@ -250,34 +250,32 @@ def embed_benchmark(embedder, benchmark: str, cache_dir: str | os.PathLike | Non
   ``cache_dir`` defaults to ``<workdir>/eval/cache`` for a ``Pretrained``; None and
   no workdir: no cache. The key holds the weights' identity and the features.
   """
-  task = benchmark
-  pre = embedder
-  m = load_benchmark(task)
-  workdir = getattr(pre, "workdir", "")
+  m = load_benchmark(benchmark)
+  workdir = getattr(embedder, "workdir", "")
   if cache_dir is None and workdir:
     cache_dir = os.path.join(workdir, "eval", "cache")
   path = None
   if cache_dir is not None:
-    path = cache_path(cache_dir, task, pre.identity, m, pre.frontend.to_dict(), max_clips,
-                      pre.features)
+    path = cache_path(cache_dir, benchmark, embedder.identity, m, embedder.frontend.to_dict(), max_clips,
+                      embedder.features)
     if path.is_file() and not refresh:
       try:
         e = Embedded.load(path)
-        logging.info("%s: cached embeddings %s", task, path)
+        logging.info("%s: cached embeddings %s", benchmark, path)
         e.info["cached"] = True
         return e
       except Exception as err:  # a damaged cache file is rebuilt, never fatal
-        logging.warning("%s: unreadable cache %s (%s): recomputing", task, path, err)
+        logging.warning("%s: unreadable cache %s (%s): recomputing", benchmark, path, err)
   rows = subset_rows(m, max_clips)
   t0 = time.time()
-  e = embed_stream(pre.embed_batch, m, rows, pre.sample_rate, pre.slice_samples,
-                   batch_size=pre.batch_size, workers=workers)
-  e.info = {"task": task, "weights": pre.identity, "features": pre.features,
+  e = embed_stream(embedder.embed_batch, m, rows, embedder.sample_rate, embedder.slice_samples,
+                   batch_size=embedder.batch_size, workers=workers)
+  e.info = {"task": benchmark, "weights": embedder.identity, "features": embedder.features,
             "manifest": manifest_hash(m),
             "rows": int(len(rows)), "clips": e.n_clips, "slices": int(len(e.emb)),
             "seconds": round(time.time() - t0, 1), "cached": False}
   if e.skipped:
-    logging.warning("%s: skipped %d unreadable files: %s", task, e.skipped, e.reasons)
+    logging.warning("%s: skipped %d unreadable files: %s", benchmark, e.skipped, e.reasons)
   if path is not None:
     e.save(path)
   return e

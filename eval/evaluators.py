@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 from absl import logging
 
 from eval import embeddings as emb_lib
@@ -84,13 +85,17 @@ class LinearProbeEvaluator:
     """The embedder as this evaluator scores it: its features, and BatchNorm statistics
     re-estimated on the benchmark's train clips when ``bn_reestimate``."""
     embedder = embedder.with_features(self.features)
-    if self.bn_reestimate:
-      m = emb_lib.load_benchmark(self.benchmark)
-      rows = emb_lib.subset_rows(m, self.max_clips)
-      rows = rows[m.column("split")[rows] == "train"]
-      d = emb_lib.decode_benchmark(m, rows, embedder.sample_rate, embedder.slice_samples)
-      embedder = embed_lib.reestimate_batch_stats(embedder, d.slices)
-    return embedder
+    if not self.bn_reestimate:
+      return embedder
+    if self.keep_audio:   # the benchmark's slices are in memory already: no second decode
+      m, d = self._audio(embedder.sample_rate, embedder.slice_samples)
+      train = np.asarray(m.column("split"))[d.rows][d.clip] == "train"
+      return embed_lib.reestimate_batch_stats(embedder, d.slices[train])
+    m = emb_lib.load_benchmark(self.benchmark)
+    rows = emb_lib.subset_rows(m, self.max_clips)
+    rows = rows[m.column("split")[rows] == "train"]
+    d = emb_lib.decode_benchmark(m, rows, embedder.sample_rate, embedder.slice_samples)
+    return embed_lib.reestimate_batch_stats(embedder, d.slices)
 
   def embeddings(self, embedder) -> emb_lib.Embedded:
     embedder = self.prepare(embedder)

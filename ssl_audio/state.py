@@ -81,14 +81,17 @@ def build_task(c: ml_collections.ConfigDict, classes: Sequence[str] | None = Non
   return task
 
 
+def num_classes(task: tasks.Task) -> int | None:
+  """A labelled task's output size (its class list's length); None for the others."""
+  return len(task.classes) if task.needs_labels and task.classes else None
+
+
 def build_model(task: tasks.Task):
-  """The task's model; a labelled task's output size is its class list's length."""
-  return task.model(len(task.classes) if task.needs_labels and task.classes else None)
+  return task.model(num_classes(task))
 
 
 def init_variables(model, task: tasks.Task, seed: int) -> dict:
-  num_classes = len(task.classes) if task.needs_labels and task.classes else 2
-  batch = task.example_batch(2, num_classes)
+  batch = task.example_batch(2, num_classes(task) or 2)
   return jax.jit(lambda k: model.init(k, batch, train=False))(jax.random.key(seed))
 
 
@@ -109,8 +112,7 @@ def create_train_state(c: ml_collections.ConfigDict, task: tasks.Task, model, se
 def abstract_train_state(c: ml_collections.ConfigDict, task: tasks.Task, model, sharding=None):
   """The TrainState's shapes and dtypes as the trainer builds it (no FLOPs spent)."""
   tx, _ = make_optimizer(c)
-  num_classes = len(task.classes) if task.needs_labels and task.classes else 2
-  batch = task.example_batch(2, num_classes)
+  batch = task.example_batch(2, num_classes(task) or 2)
   shapes = jax.eval_shape(
       lambda: state_from_variables(model.init(jax.random.key(0), batch, train=False), tx))
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)

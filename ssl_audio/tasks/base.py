@@ -204,6 +204,14 @@ def random_gain(rng: np.random.Generator, n: int, db: float) -> np.ndarray:
   return (10.0 ** (rng.uniform(-db, db, size=n) / 20.0)).astype(np.float32)
 
 
+def cut_pair(clip: np.ndarray, t1: int, t2: int, slice_samples: int, rng: np.random.Generator,
+             gain_db: float) -> np.ndarray:
+  """[2, slice_samples] float32: the slices starting at t1 and t2, each with a random gain."""
+  gain = random_gain(rng, 2, gain_db)
+  s = slice_samples
+  return (np.stack([clip[t1:t1 + s], clip[t2:t2 + s]]) * gain[:, None]).astype(np.float32)
+
+
 def check_window_fits_pair(config: ml_collections.ConfigDict, key: str) -> None:
   """config.task.KEY (a minimum distance in seconds, >= 0) must leave a pair of slices
   that far apart, plus one hop, inside config.task.window_seconds."""
@@ -239,6 +247,4 @@ class SlicePairTask(Task):
       raise ValueError(f"clip of {len(clip)} samples is shorter than {self.min_samples} "
                        "(slice + min gap + hop)")
     t1, t2 = (int(x) for x in random_pair_starts(rng, len(clip), s, self.min_gap))
-    gain = random_gain(rng, 2, self.config.task.gain_jitter_db)
-    audio = np.stack([clip[t1:t1 + s], clip[t2:t2 + s]]) * gain[:, None]
-    return audio.astype(np.float32), t1, t2
+    return cut_pair(clip, t1, t2, s, rng, self.config.task.gain_jitter_db), t1, t2

@@ -51,7 +51,7 @@ import numpy as np
 from ssl_audio import tasks
 from ssl_audio.parallel import DATA_AXIS
 from ssl_audio.tasks.base import (Task, check_window_fits_pair, check_window_fits_two_slices,
-                                  embed_windows, random_gain)
+                                  cut_pair, embed_windows)
 
 
 class TripletModel(nn.Module):
@@ -162,9 +162,7 @@ class Triplet(Task):
     a = uniform_in(rng, [(0, last)] if last - self.min_shift >= self.min_shift - 1 else
                    [(0, last - self.min_shift), (self.min_shift, last)])
     p = uniform_in(rng, self.positive_range(a, last))
-    gain = random_gain(rng, 2, self.config.task.gain_jitter_db)
-    audio = np.stack([clip[a:a + s], clip[p:p + s]]) * gain[:, None]
-    return {"audio": audio.astype(np.float32)}
+    return {"audio": cut_pair(clip, a, p, s, rng, self.config.task.gain_jitter_db)}
 
   def model(self, num_classes=None):
     return TripletModel(self)
