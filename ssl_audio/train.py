@@ -190,6 +190,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     writer.close()
     return {}
 
+  def run_evaluators(due, step: int) -> dict:
+    embedder = Embedder(encoder, encoder_variables(state.variables()), task.frontend,
+                        identity=f"train-step{step}", mesh=mesh)
+    out = {}
+    for ev in due:
+      res = ev.run(embedder, step)
+      writer.write(step, res)
+      out.update(res)
+    return out
+
+  if start == 0 and evals:
+    run_evaluators(evals, 0)   # the curve starts at the random init (the Untrained point)
+
   step_fn = make_train_step(model, task, tx, schedule, mesh, seed=config.seed)
   pending: list[dict] = []
   last: dict = {}
@@ -219,14 +232,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         else:
           logging.info("step %d: %s", step, " ".join(f"{k}={v:.4g}" for k, v in last.items()))
         pending, t_log, n_log = [], time.time(), 0
-      for ev in evals:
-        if step % ev.every_steps == 0 or final:
-          embedder = Embedder(encoder, encoder_variables(state.variables()), task.frontend,
-                              identity=f"train-step{step}", mesh=mesh)
-          res = ev.run(embedder, step)
-          writer.write(step, res)
-          last.update(res)
-          t_log = time.time()   # probe time is not training time
+      due = [ev for ev in evals if step % ev.every_steps == 0 or final]
+      if due:
+        last.update(run_evaluators(due, step))
+        t_log = time.time()   # probe time is not training time
       if step % config.checkpoint_every_steps == 0 or final or stop.received:
         ckpt.save(mgr, step, state, data_state, meta)
       if stop.received:

@@ -45,6 +45,7 @@ def test_in_training_probe_writes_metrics(trained):
   rows = [json.loads(l) for l in (trained / "metrics.jsonl").read_text().splitlines()]
   probes = [r for r in rows if "probe/accuracy" in r]
   assert probes and probes[-1]["step"] == 2
+  assert probes[0]["step"] == 0   # the curve starts at the random init
   assert 0.0 <= probes[-1]["probe/accuracy"] <= 1.0
   assert 0.0 <= probes[-1]["probe/balanced_accuracy"] <= 1.0
 
