@@ -780,6 +780,12 @@ def main(argv: Sequence[str] | None = None) -> int:
   m.add_argument("name", choices=NAMES)
   m.add_argument("--no-build", action="store_true")
   sub.add_parser("info", help="table of tasks")
+  h = sub.add_parser("export-hear", help="a task in the HEAR 2021 task format (data/hear_export.py)")
+  h.add_argument("name", choices=BENCHMARKS)
+  h.add_argument("out", help="tasks folder; the task goes to OUT/ssl_audio_NAME")
+  h.add_argument("--max-clips", type=int, default=None, help="at most this many clips per split")
+  h.add_argument("--duration", type=float, default=None,
+                 help="seconds every clip is padded or cut to (default: the longest clip)")
   a = ap.parse_args(argv)
   if a.cmd == "build":
     Builder(update_lock=a.update_lock).build()
@@ -788,6 +794,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(manifest_path(a.name, build=not a.no_build))
   elif a.cmd == "info":
     print(info_table())
+  elif a.cmd == "export-hear":
+    from data import hear_export
+    m = dataclasses.replace(manifest_lib.read_manifest(manifest_path(a.name)), name=f"suite:{a.name}")
+    task = hear_export.export(m, a.out, f"ssl_audio_{a.name}", a.max_clips, a.duration)
+    meta = json.loads((task / "task_metadata.json").read_text())
+    print(f"{task}: {meta['clips']} clips of {meta['sample_duration']} s, "
+          f"{len((task / 'labelvocabulary.csv').read_text().splitlines()) - 1} classes")
   return 0
 
 
