@@ -49,7 +49,10 @@ _HYDRA = {b"phdr": _PHDR, b"pbag": _BAG, b"pgen": _GEN, b"inst": _INST, b"ibag":
           b"igen": _GEN, b"shdr": _SHDR}
 
 # ---------------------------------------------------------------- generators
-# (kind, field, limit) per generator number, as tsf's genMetas table.
+# (kind, field, limit) per generator number, as tsf's genMetas table. Limits: (scale applied
+# after summing preset + instrument, min, max). Attenuation: centibels -> dB (0.1), as in the
+# tsf that tinysoundfont 0.3.7 ships and the suite was built with (measured: a later tsf.h
+# scales by 0.01).
 _ENV = ("delay", "attack", "hold", "decay", "sustain", "release", "key_hold", "key_decay")
 _LIM = {"12k": (1.0, -12000, 12000), "fc": (1.0, 1500, 13500), "q": (1.0, 0, 960),
         "960": (1.0, -960, 960), "16k4500": (1.0, -16000, 4500),
