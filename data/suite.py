@@ -44,6 +44,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from data import sf2 as sf2_lib
 from data import suite_sources as S
 from ssl_audio import manifest as manifest_lib
 from ssl_audio.audio import SAMPLE_RATE, to_mono
@@ -325,27 +326,19 @@ def _stream(item: dict, task_dir: Path, band) -> list[dict]:
 
 
 def render_family(job: dict) -> list[dict]:
-  """Renders one GM family from one soundfont, note by note (tinysoundfont)."""
-  import tinysoundfont  # pip install --no-deps tinysoundfont==0.3.7
+  """Renders one GM family from one soundfont, note by note (data/sf2.py, numpy)."""
   task_dir, pkg, sf2 = Path(job["task_dir"]), job["pkg"], job["sf2"]
   notes = job["notes"]
   side = task_dir / pkg / f"{job['family']}.rows.json"
   if side.exists():
     return json.loads(side.read_text())
-  synth = tinysoundfont.Synth(samplerate=SAMPLE_RATE)
-  sfid = synth.sfload(sf2)
+  font = sf2_lib.SoundFont(sf2)
   on, total = int(S.NOTE_ON * SAMPLE_RATE), int(S.NOTE_LEN * SAMPLE_RATE)
   rows = []
   sf_name = Path(sf2).stem
   for n in notes:
-    synth.program_select(0, sfid, 0, n["program"])
-    synth.noteon(0, n["pitch"], n["velocity"])
-    a = np.frombuffer(synth.generate(on), dtype=np.float32)
-    synth.noteoff(0, n["pitch"])
-    b = np.frombuffer(synth.generate(total - on), dtype=np.float32)
-    synth.sounds_off()
-    synth.generate(SAMPLE_RATE // 10)  # flush
-    x = to_mono(np.concatenate([a, b]).reshape(-1, 2), channels_last=True)  # interleaved stereo
+    stereo = font.render_note(n["program"], n["pitch"], n["velocity"], on, total, SAMPLE_RATE)
+    x = to_mono(stereo, channels_last=True)
     if np.max(np.abs(x)) < 1e-4:
       continue  # silent preset in this soundfont
     rel = f"{pkg}/{n['family']}_p{n['program']:03d}_n{n['pitch']:03d}_v{n['velocity']:03d}.flac"
@@ -643,12 +636,6 @@ class Builder:
                  ("language", lambda: self.build_items("language", S.language_items(self.roots))),
                  ("msn", lambda: self.build_items("msn", S.msn_items(self.roots))),
                  ("pretrain", self.build_pretrain)]
-        if not have_renderer():
-          # The instrument task needs tinysoundfont (pip install --no-deps: its PyAudio
-          # dependency only plays sound); everything else builds without it.
-          log("tinysoundfont not installed: skipping the instrument task "
-              "(pip install --no-deps tinysoundfont==0.3.7, then build again)")
-          steps = [(n, f) for n, f in steps if n != "instrument"]
         todo = [(n, f) for n, f in steps if not self.done(n)]
         for k, (name, fn) in enumerate(todo):
           self.drop(p for n, _ in todo[k:] for p in S.STEP_PACKAGES[n])
@@ -687,7 +674,7 @@ class Builder:
     base = json.loads((self.root / "baselines.json").read_text()) \
         if (self.root / "baselines.json").exists() else {}
     for name in NAMES:
-      if not self.done(name):   # e.g. instrument without tinysoundfont
+      if not self.done(name):   # e.g. a build that stopped part-way
         continue
       m = manifest_lib.read_manifest(self.task_dir(name) / "manifest.csv")
       split = m.column("split")
@@ -723,12 +710,6 @@ class Builder:
 
 # ============================================================================ API
 
-def have_renderer() -> bool:
-  """True when tinysoundfont (the instrument task's note renderer) can be imported."""
-  import importlib.util
-  return importlib.util.find_spec("tinysoundfont") is not None
-
-
 def build(root: Path | None = None, update_lock: bool = False) -> dict:
   return Builder(root, update_lock=update_lock).build()
 
@@ -746,8 +727,8 @@ def manifest_path(name: str, build: bool = True) -> Path:
       raise RuntimeError(f"cannot build the offline audio suite under {root} ({type(e).__name__}: {e}). "
                          f"It needs apt-get (after `apt-get update`) and dpkg-deb. {PRETRAIN_HINT}") from e
     if not Builder(root).done(name):
-      raise RuntimeError(f"suite:{name} was not built: it needs the SoundFont renderer, "
-                         "`pip install --no-deps tinysoundfont==0.3.7`; then `python -m data.suite build`")
+      raise RuntimeError(f"suite:{name} was not built under {root}: see the log of "
+                         "`python -m data.suite build`")
   return path
 
 
@@ -799,6 +780,12 @@ def main(argv: Sequence[str] | None = None) -> int:
   m.add_argument("name", choices=NAMES)
   m.add_argument("--no-build", action="store_true")
   sub.add_parser("info", help="table of tasks")
+  h = sub.add_parser("export-hear", help="a task in the HEAR 2021 task format (data/hear_export.py)")
+  h.add_argument("name", choices=BENCHMARKS)
+  h.add_argument("out", help="tasks folder; the task goes to OUT/ssl_audio_NAME")
+  h.add_argument("--max-clips", type=int, default=None, help="at most this many clips per split")
+  h.add_argument("--duration", type=float, default=None,
+                 help="seconds every clip is padded or cut to (default: the longest clip)")
   a = ap.parse_args(argv)
   if a.cmd == "build":
     Builder(update_lock=a.update_lock).build()
@@ -807,6 +794,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(manifest_path(a.name, build=not a.no_build))
   elif a.cmd == "info":
     print(info_table())
+  elif a.cmd == "export-hear":
+    from data import hear_export
+    m = dataclasses.replace(manifest_lib.read_manifest(manifest_path(a.name)), name=f"suite:{a.name}")
+    task = hear_export.export(m, a.out, f"ssl_audio_{a.name}", a.max_clips, a.duration)
+    meta = json.loads((task / "task_metadata.json").read_text())
+    print(f"{task}: {meta['clips']} clips of {meta['sample_duration']} s, "
+          f"{len((task / 'labelvocabulary.csv').read_text().splitlines()) - 1} classes")
   return 0
 
 

@@ -14,8 +14,9 @@
   which is exactly the log-mel of each padded slice (the front-end does not centre).
 
 Inputs may be numpy or JAX arrays (float in [-1, 1]); outputs are float32 numpy
-arrays. The HEAR kit itself type-checks for torch/TF modules (stack.md §9), so
-this module is for HEAR-style pipelines and the validator's rules, checked in
+arrays. The HEAR kit itself type-checks for torch/TF modules (stack.md §9):
+``ssl_audio.hear_torch`` wraps this module as a torch module for the real kit
+(tools/hear_validate.sh); the validator's rules are also checked here in
 tests/test_pretrained_hear.py.
 """
 

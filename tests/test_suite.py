@@ -258,8 +258,6 @@ def test_manifest_path_api(tmp_path, monkeypatch):
 
 
 def test_render_notes(tmp_path):
-  tsf = pytest.importorskip("tinysoundfont")
-  del tsf
   sf2 = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
   if not sf2.exists():
     pytest.skip("no soundfont installed (apt-get install timgm6mb-soundfont)")
