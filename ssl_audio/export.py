@@ -180,14 +180,14 @@ def quantize(fp32: bytes, mode: str, calibration: np.ndarray | None = None,
     from litert_quantizer import qtyping, quantizer
   except ImportError as e:
     raise ImportError("int8 export needs litert-quantizer: pip install -r requirements-export.txt") from e
+  if mode == "int8" and (calibration is None or len(calibration) == 0):
+    raise ExportError("--quantize=int8 needs calibration inputs (--calibration)")
   qt = quantizer.Quantizer(fp32)
   ops = qtyping.TFLOperationName.ALL_SUPPORTED
   regex = scope or ".*"
   if mode == "dynamic":
     qt.add_dynamic_config(regex=regex, operation_name=ops, num_bits=8)
     return bytes(qt.quantize(enable_progress_report=False).quantized_model)
-  if calibration is None or len(calibration) == 0:
-    raise ExportError("--quantize=int8 needs calibration inputs (--calibration)")
   qt.add_static_config(regex=regex, operation_name=ops, activation_num_bits=8,
                        weight_num_bits=8)
   calibration = np.asarray(calibration, np.float32)
