@@ -65,6 +65,8 @@ flags.DEFINE_integer("max_clips", 0, "Use at most this many clips per task (0: a
 flags.DEFINE_integer("probe_steps", 1000, "Linear-probe optimisation steps.")
 flags.DEFINE_integer("batch_size", 256, "Slices per embedding batch (split over devices).")
 flags.DEFINE_boolean("refresh", False, "Recompute embeddings even when cached.")
+flags.DEFINE_enum("quant", None, ["none", "w8a8"],
+                  "Override the checkpoints' encoder.quant: w8a8 = post-training int8 (qwix).")
 flags.DEFINE_string("names", "", "Display names for the workdirs, comma-separated.")
 
 
@@ -322,13 +324,16 @@ def main(argv):
   protocol = {"features": FLAGS.features, "clip_pooling": FLAGS.clip_pooling,
               "bn_reestimate": FLAGS.bn_reestimate}
   sub = protocol_dir(protocol)
+  if FLAGS.quant:   # results of a quantization override go beside the float ones
+    sub = "-".join(p for p in (sub, f"quant_{FLAGS.quant}") if p)
   models: dict[str, dict[str, dict]] = {}
   common = dict(tasks=tasks, seeds=FLAGS.seeds, finetune_blocks=FLAGS.finetune_blocks,
                 finetune_steps=FLAGS.finetune_steps, max_clips=FLAGS.max_clips or None,
                 probe_steps=FLAGS.probe_steps, refresh=FLAGS.refresh, protocol=protocol)
   first_pre = None
   for i, wd in enumerate(workdirs):
-    pre = pretrained.load_pretrained(wd, FLAGS.step, batch_size=FLAGS.batch_size)
+    pre = pretrained.load_pretrained(wd, FLAGS.step, batch_size=FLAGS.batch_size,
+                                     quant=FLAGS.quant)
     first_pre = first_pre or pre
     label = names[i] if i < len(names) else os.path.basename(wd.rstrip("/"))
     logging.info("%s: %s", label, pre.info)

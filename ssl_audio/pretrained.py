@@ -43,6 +43,9 @@ class Pretrained(Embedder):
     if not self.identity:
       self.identity = (f"untrained-seed{self.meta['config'].get('seed', 0)}"
                        if self.kind == "untrained" else f"step{self.step}")
+      q = self.meta["config"]["encoder"].get("quant", "none")
+      if q != "none":   # caches keyed by identity must not mix float and int8 embeddings
+        self.identity += f"-{q}"
     super().__post_init__()
 
   @property
@@ -85,10 +88,12 @@ def resolve_checkpoint(path: str, step: int | None = None) -> tuple[str, int | N
 
 
 def load_pretrained(workdir: str, step: int | None = None, batch_size: int = 256,
-                    mesh=None, features: str = "embedding") -> Pretrained:
+                    mesh=None, features: str = "embedding", quant: str | None = None) -> Pretrained:
   """Loads the encoder of ``workdir`` (latest checkpoint step unless ``step``).
 
-  ``workdir`` may also be a ``<workdir>/checkpoints/<step>`` folder.
+  ``workdir`` may also be a ``<workdir>/checkpoints/<step>`` folder. ``quant``
+  overrides the checkpoint's ``encoder.quant`` ("w8a8": post-training int8 of a float
+  checkpoint, ssl_audio.quant; "none": a QAT checkpoint in float).
   """
   workdir, step = resolve_checkpoint(workdir, step)
   if not os.path.isdir(ckpt.checkpoint_dir(workdir)):
@@ -104,6 +109,10 @@ def load_pretrained(workdir: str, step: int | None = None, batch_size: int = 256
       raise FileNotFoundError(f"step {step} not in {workdir}: have {sorted(steps)}")
     meta = ckpt.restore_meta(mgr, step)
     config, task, model = task_and_model(meta)
+    if quant is not None:   # the checkpoint's tree is the float one either way
+      from ssl_audio import quant as quant_lib
+      enc = dict(meta["config"]["encoder"], quant=quant_lib.check_mode(quant, "quant"))
+      meta = dict(meta, config=dict(meta["config"], encoder=enc))
     mesh = mesh or parallel.make_mesh()
     abstract = state_lib.abstract_train_state(config, task, model, parallel.replicated(mesh))
     state, _, _ = ckpt.restore(mgr, step, abstract)
@@ -111,6 +120,27 @@ def load_pretrained(workdir: str, step: int | None = None, batch_size: int = 256
     mgr.close()
   return _pretrained(meta, state.variables(), step=int(step), workdir=workdir,
                      kind="checkpoint", batch_size=batch_size, mesh=mesh, features=features)
+
+
+def with_encoder_from(state, tx, source: str, key: str = "init_from"):
+  """``state`` (step 0) with its encoder's params and BatchNorm statistics taken from
+  the checkpoint at ``source`` (a workdir or one step), the optimizer state fresh:
+  fine-tuning (QAT: configs/qat.py). The architectures must match."""
+  import jax.numpy as jnp
+  try:
+    pre = load_pretrained(source)
+  except FileNotFoundError as e:
+    raise ValueError(f"config.{key}: {e}") from e
+  mine = state_lib.encoder_variables(state.variables())
+  shapes = lambda t: jax.tree.map(lambda a: tuple(a.shape), t)
+  if shapes(mine) != shapes(pre.variables):
+    raise ValueError(f"config.{key}: the encoder of {source} (width {pre.encoder.width}, "
+                     f"norm {pre.encoder.norm}) does not match config.encoder")
+  params = dict(state.params, encoder=jax.tree.map(jnp.asarray, pre.variables["params"]))
+  batch_stats = state.batch_stats
+  if "batch_stats" in pre.variables:
+    batch_stats = dict(batch_stats, encoder=jax.tree.map(jnp.asarray, pre.variables["batch_stats"]))
+  return state.replace(params=params, batch_stats=batch_stats, opt_state=tx.init(params))
 
 
 def load_meta(workdir: str, step: int | None = None) -> tuple[dict, int]:

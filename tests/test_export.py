@@ -1,5 +1,6 @@
-"""Export to TFLite (ssl_audio.export): BatchNorm folding, the in-graph front-end, fp32
-and int8 parity against JAX, the metadata JSON and the CLI's errors.
+"""The mobile path: export to TFLite (ssl_audio.export: BatchNorm folding, the in-graph
+front-end, fp32 and int8 parity against JAX, the metadata JSON, the CLI's errors) and
+int8 in JAX (ssl_audio.quant: qwix PTQ and QAT through the one trainer).
 
 The checkpoint is the Untrained one of a COLA config at width 0.5 (a 0-step run:
 training steps would cost a minute of compilation); BatchNorm folding is tested
@@ -193,3 +194,73 @@ def test_fp32_and_int8_parity_on_real_audio(pre, tmp_path):
   q = ex.quantize(fp32, "int8", x[:64], "waveform")
   got = ex.run_tflite(q, x[64:], signature="serving_default")
   assert np.linalg.norm(got - want) / np.linalg.norm(want) < 0.10
+
+
+# ============================================================================ int8 in JAX (qwix)
+
+@pytest.mark.slow   # ~35 s: qwix's quantize_params runs eagerly, two extra compiles
+def test_fake_quant_is_the_ptq_forward(pre):
+  """encoder.quant=w8a8 (fake quant, what QAT trains) computes what qwix's PTQ model
+  with int8 QArray weights computes, within 2-5% of float."""
+  pytest.importorskip("qwix")
+  from ssl_audio import encoder as encoder_lib, quant
+  import qwix
+  cfg = dict(pre.meta["config"]["encoder"], quant="w8a8")
+  q_enc = encoder_lib.from_config(cfg)
+  assert isinstance(q_enc, encoder_lib.Encoder) and type(q_enc) is not encoder_lib.Encoder
+  mel = np.random.default_rng(0).normal(-6.0, 2.0, (8, 96, 64)).astype(np.float32)
+  want = np.asarray(jax.jit(pre.encoder.apply)(pre.variables, mel))   # jit: qwix is slow eagerly
+  fake = np.asarray(jax.jit(q_enc.apply)(pre.variables, mel))
+  ptq, qparams = quant.ptq_params(pre.encoder, pre.variables, mel[:1])
+  assert any(isinstance(l, qwix.QArray) for l in jax.tree.leaves(
+      qparams, is_leaf=lambda x: isinstance(x, qwix.QArray)))
+  real = np.asarray(jax.jit(ptq.apply)(dict(pre.variables, params=qparams), mel))
+  np.testing.assert_allclose(fake, real, atol=1e-5)
+  rel = np.linalg.norm(fake - want) / np.linalg.norm(want)
+  assert 0.001 < rel < 0.1, rel
+
+
+def test_load_pretrained_quant_override(workdir, pre, audio_folder):
+  pytest.importorskip("qwix")
+  from ssl_audio import pretrained
+  q = pretrained.load_pretrained(str(workdir), quant="w8a8")
+  assert q.identity == "step0-w8a8" != pre.identity          # caches never mix the two
+  x = _slices(audio_folder, 4)
+  a, b = pre.embed_batch(x), q.embed_batch(x)
+  assert 0 < np.linalg.norm(a - b) / np.linalg.norm(a) < 0.1
+  with pytest.raises(ValueError, match="quant"):
+    pretrained.load_pretrained(str(workdir), quant="int3")
+
+
+def test_init_from_a_mismatched_encoder_names_the_key(workdir):
+  from ssl_audio import pretrained, state as state_lib
+  c = helpers.load_config("cola")
+  c.encoder.width = 0.25                                       # the checkpoint is 0.5
+  task = state_lib.build_task(c)
+  model = state_lib.build_model(task)
+  abstract = jax.eval_shape(lambda: state_lib.create_train_state(c, task, model)[0])
+  state = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), abstract)
+  tx, _ = state_lib.make_optimizer(c)
+  with pytest.raises(ValueError, match="config.init_from: the encoder of .* does not match"):
+    pretrained.with_encoder_from(state, tx, str(workdir))
+  with pytest.raises(ValueError, match="config.init_from: no checkpoints"):
+    pretrained.with_encoder_from(state, tx, str(workdir) + "_missing")
+
+
+@pytest.mark.slow
+def test_qat_fine_tunes_through_the_trainer(workdir, tmp_path, audio_folder):
+  """configs/qat.py: starts from the checkpoint's encoder, trains with fake quant,
+  and its checkpoint loads quantized."""
+  pytest.importorskip("qwix")
+  from ssl_audio import pretrained, train
+  c = helpers.tiny(helpers.load_config("qat"), str(audio_folder), steps=2)
+  c.encoder.width = 0.5
+  c.init_from = str(workdir)
+  out = train.train_and_evaluate(c, str(tmp_path / "qat"))
+  assert np.isfinite(out["loss"]) and out["nonfinite"] == 0.0
+  q = pretrained.load_pretrained(str(tmp_path / "qat"))
+  src = pretrained.load_pretrained(str(workdir))
+  assert q.step == 2 and q.identity == "step2-w8a8"
+  assert type(q.encoder) is not type(src.encoder)
+  d = helpers.max_abs_diff(q.variables["params"], src.variables["params"])
+  assert 0 < d < 0.05                      # moved from the source, by two small steps
