@@ -75,16 +75,7 @@ def _pretrained(meta: dict, variables: dict, **kwargs) -> Pretrained:
                     frontend=fe.FrontendConfig.from_dict(meta["frontend"]), meta=meta, **kwargs)
 
 
-def resolve_checkpoint(path: str, step: int | None = None) -> tuple[str, int | None]:
-  """A workdir, its checkpoints/ folder or one checkpoints/<step> folder -> (workdir, step)."""
-  path = os.path.abspath(os.path.expanduser(str(path)))
-  base = os.path.basename(path.rstrip("/"))
-  parent = os.path.dirname(path.rstrip("/"))
-  if base.isdigit() and os.path.basename(parent) == "checkpoints":
-    return os.path.dirname(parent), int(base) if step is None else step
-  if base == "checkpoints" and not os.path.isdir(os.path.join(path, "checkpoints")):
-    return parent, step
-  return path, step
+resolve_checkpoint = ckpt.resolve   # public here too
 
 
 def load_pretrained(workdir: str, step: int | None = None, batch_size: int = 256,
@@ -144,15 +135,7 @@ def with_encoder_from(state, tx, source: str, key: str = "init_from"):
 
 
 def load_meta(workdir: str, step: int | None = None) -> tuple[dict, int]:
-  workdir, step = resolve_checkpoint(workdir, step)
-  mgr = ckpt.manager(workdir, read_only=True)
-  try:
-    step = mgr.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint steps in {ckpt.checkpoint_dir(workdir)}")
-    return ckpt.restore_meta(mgr, step), int(step)
-  finally:
-    mgr.close()
+  return ckpt.read_meta(workdir, step)
 
 
 def random_init(meta: dict, seed: int | None = None, workdir: str = "", batch_size: int = 256,

@@ -1,6 +1,7 @@
-"""The mobile path: export to TFLite (ssl_audio.export: BatchNorm folding, the in-graph
-front-end, fp32 and int8 parity against JAX, the metadata JSON, the CLI's errors) and
-int8 in JAX (ssl_audio.quant: qwix PTQ and QAT through the one trainer).
+"""The mobile path (issue 10): export to TFLite (ssl_audio.export: BatchNorm folding,
+the in-graph front-end, fp32 and int8 parity against JAX, the metadata JSON, the CLI's
+errors), int8 in JAX (ssl_audio.quant: qwix PTQ and QAT through the one trainer) and
+distillation (ssl_audio/tasks/distill.py).
 
 The checkpoint is the Untrained one of a COLA config at width 0.5 (a 0-step run:
 training steps would cost a minute of compilation); BatchNorm folding is tested
@@ -264,3 +265,68 @@ def test_qat_fine_tunes_through_the_trainer(workdir, tmp_path, audio_folder):
   assert type(q.encoder) is not type(src.encoder)
   d = helpers.max_abs_diff(q.variables["params"], src.variables["params"])
   assert 0 < d < 0.05                      # moved from the source, by two small steps
+
+
+# ============================================================================ distillation
+
+def _distill_config(audio_folder, teacher, steps, **kw):
+  c = helpers.tiny(helpers.load_config("distill"), str(audio_folder), steps=steps)
+  c.distill.teacher = str(teacher)
+  c.encoder.width = 0.25
+  for k, v in kw.items():
+    node = c
+    *path, last = k.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = v
+  return c
+
+
+def test_distill_config_errors_name_the_key(workdir, audio_folder, tmp_path):
+  from ssl_audio import config_validation
+  check = lambda **kw: config_validation.check_config(_distill_config(audio_folder, workdir, 1, **kw))
+  check()   # valid
+  with pytest.raises(ValueError, match="config.distill.teacher: the teacher checkpoint"):
+    check(**{"distill.teacher": ""})
+  with pytest.raises(ValueError, match="config.distill.teacher: .*no checkpoints"):
+    check(**{"distill.teacher": str(tmp_path / "none")})
+  with pytest.raises(ValueError, match="config.distill.loss"):
+    check(**{"distill.loss": "kl"})
+  with pytest.raises(ValueError, match="config.distill.teacher_dim: the teacher's embedding has 128"):
+    check(**{"encoder.embedding_dim": 64})
+  check(**{"encoder.embedding_dim": 64, "distill.teacher_dim": 128})   # a head bridges them
+  with pytest.raises(ValueError, match="config.distill.teacher: its front-end"):
+    check(**{"frontend.n_mels": 40})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["mse", "cosine"])
+def test_distill_run_learns_the_teacher_and_loads(workdir, audio_folder, tmp_path, loss):
+  """A 40-step student (width 0.25) of the width-0.5 teacher: the distillation loss
+  falls below its start and below the batch-mean baseline; the checkpoint loads with
+  load_pretrained (the teacher is not needed), and its embeddings moved towards the
+  teacher's."""
+  from ssl_audio import pretrained, train
+  c = _distill_config(audio_folder, workdir, 40, **{"distill.loss": loss})
+  c.optimizer.schedule, c.optimizer.warmup_steps = "constant", 0
+  wd = tmp_path / f"distill_{loss}"
+  train.train_and_evaluate(c, str(wd))
+  rows = [json.loads(l) for l in (wd / "metrics.jsonl").read_text().splitlines()]
+  rows = [r for r in rows if "loss" in r]
+  first = np.mean([r["loss"] for r in rows[:3]])
+  last = np.mean([r["loss"] for r in rows[-5:]])
+  assert last < 0.7 * first, (first, last)
+  assert last < np.mean([r["baseline_loss"] for r in rows[-5:]])
+  student = pretrained.load_pretrained(str(wd))
+  assert student.info["task"] == "distill" and student.encoder.width == 0.25 and student.step == 40
+  teacher = pretrained.load_pretrained(str(workdir))
+  init = pretrained.random_init(student.meta)
+  x = _slices(audio_folder, 16)
+  t = teacher.embed_batch(x)
+  dist = lambda e: float(np.mean(np.asarray(_cos(e, t))))
+  assert dist(student.embed_batch(x)) < dist(init.embed_batch(x))
+
+
+def _cos(a, b):
+  from ssl_audio.tasks.distill import cosine_distance
+  return cosine_distance(jnp.asarray(a), jnp.asarray(b))
