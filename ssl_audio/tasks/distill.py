@@ -123,9 +123,12 @@ class Distill(Task):
   def _load_teacher(self):
     if self._teacher is None:
       d = self.config.distill
-      meta, variables, _ = ckpt.restore_encoder(d.teacher, self._step(d))
+      # First called while the step is traced: read the files eagerly, not as traced ops.
+      with jax.ensure_compile_time_eval():
+        meta, variables, _ = ckpt.restore_encoder(d.teacher, self._step(d))
+        variables = jax.tree.map(np.asarray, variables)
       encoder = encoder_lib.from_config(meta["config"]["encoder"])
-      self._teacher = (encoder, jax.tree.map(jnp.asarray, variables))
+      self._teacher = (encoder, variables)
     return self._teacher
 
   def teacher_dim(self) -> int:
