@@ -173,6 +173,15 @@ def test_cli(workdir, tmp_path):
   assert r.returncode == 0, r.stderr[-3000:]
   assert json.loads(r.stdout.strip().splitlines()[-1])["signatures"] == ["serving_default"]
   assert out.is_file() and Path(str(out) + ".json").is_file()
+  # bench/tflite_latency.py runs on it (3 calls: a smoke test, not a measurement)
+  r = subprocess.run([sys.executable, "bench/tflite_latency.py", f"--models={out}", "--runs=3",
+                      "--warmup=1", f"--out={tmp_path / 'lat.json'}"], capture_output=True,
+                     text=True, cwd=helpers.REPO, timeout=300)
+  assert r.returncode == 0, r.stderr[-3000:]
+  row = json.loads(r.stdout.strip().splitlines()[-1])["models"][0]
+  assert row["bytes"] == out.stat().st_size and row["median_ms"] > 0 and row["step"] == 0
+  assert row["params"] > 0 and row["flops_per_slice"] > 0
+  assert json.loads((tmp_path / "lat.json").read_text())["models"][0]["model"] == str(out)
   r = subprocess.run([sys.executable, "-m", "ssl_audio.export", f"--workdir={tmp_path}",
                       f"--out={out}"], capture_output=True, text=True, cwd=helpers.REPO,
                      timeout=300)
