@@ -67,6 +67,8 @@ flags.DEFINE_integer("batch_size", 256, "Slices per embedding batch (split over 
 flags.DEFINE_boolean("refresh", False, "Recompute embeddings even when cached.")
 flags.DEFINE_enum("quant", None, ["none", "w8a8"],
                   "Override the checkpoints' encoder.quant: w8a8 = post-training int8 (qwix).")
+flags.DEFINE_list("tflite", [], "One .tflite per workdir (python -m ssl_audio.export): embeddings "
+                  "from the TFLite interpreter instead of JAX.")
 flags.DEFINE_string("names", "", "Display names for the workdirs, comma-separated.")
 
 
@@ -326,6 +328,8 @@ def main(argv):
   sub = protocol_dir(protocol)
   if FLAGS.quant:   # results of a quantization override go beside the float ones
     sub = "-".join(p for p in (sub, f"quant_{FLAGS.quant}") if p)
+  if FLAGS.tflite and len(FLAGS.tflite) != len(workdirs):
+    raise app.UsageError("--tflite: give one file per --workdir")
   models: dict[str, dict[str, dict]] = {}
   common = dict(tasks=tasks, seeds=FLAGS.seeds, finetune_blocks=FLAGS.finetune_blocks,
                 finetune_steps=FLAGS.finetune_steps, max_clips=FLAGS.max_clips or None,
@@ -335,9 +339,14 @@ def main(argv):
     pre = pretrained.load_pretrained(wd, FLAGS.step, batch_size=FLAGS.batch_size,
                                      quant=FLAGS.quant)
     first_pre = first_pre or pre
+    wd_sub = sub
+    if FLAGS.tflite:
+      from ssl_audio import export
+      pre = export.tflite_embedder(pre, FLAGS.tflite[i])
+      wd_sub = "-".join(p for p in (sub, "tflite_" + os.path.basename(FLAGS.tflite[i])) if p)
     label = names[i] if i < len(names) else os.path.basename(wd.rstrip("/"))
     logging.info("%s: %s", label, pre.info)
-    models[label] = evaluate_model(label, pre, Path(wd) / "eval" / sub, Path(wd) / "eval" / "cache",
+    models[label] = evaluate_model(label, pre, Path(wd) / "eval" / wd_sub, Path(wd) / "eval" / "cache",
                                    **common)
   for b in FLAGS.baselines:
     b = b.strip().lower()

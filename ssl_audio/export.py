@@ -225,6 +225,43 @@ def run_tflite(model: bytes | str, x: np.ndarray, signature: str | None = None,
   return np.concatenate([np.asarray(runner(**{name: row[None]})[OUTPUT_NAME]) for row in x])
 
 
+def tflite_embedder(pre, model_path: str):
+  """``pre`` (a Pretrained of the checkpoint the file came from) whose ``embed_batch``
+  runs the .tflite in ai-edge-litert, one slice at a time through ``serving_default``
+  (as an app would: dynamic-range int8 quantizes activations per call, so batching
+  would change the numbers); for ``python -m eval.linear_eval --tflite=...``."""
+  import dataclasses
+  from ssl_audio import pretrained
+  if not os.path.isfile(model_path):
+    raise FileNotFoundError(f"--tflite: {model_path} is not a file")
+
+  @dataclasses.dataclass
+  class TFLiteEmbedder(pretrained.Pretrained):
+    model_path: str = ""
+
+    def embed_batch(self, slices_audio) -> np.ndarray:
+      if self.features != "embedding":
+        raise ValueError(f"--tflite: the file outputs the embedding, not {self.features!r}")
+      x = np.asarray(slices_audio)
+      if x.dtype == np.int16:
+        x = x.astype(np.float32) / 32768.0
+      if len(x) == 0:
+        return np.zeros((0, self.embedding_dim), np.float32)
+      if not hasattr(self, "_runner"):
+        from ai_edge_litert.interpreter import Interpreter
+        interp = Interpreter(model_path=self.model_path, num_threads=1)
+        sig = interp.get_signature_list()[DEFAULT_SIGNATURE]
+        if sig["inputs"][0] != "waveform":
+          raise ExportError(f"--tflite: {self.model_path} takes {sig['inputs'][0]}, not a waveform")
+        self._runner = interp.get_signature_runner(DEFAULT_SIGNATURE)
+      return np.concatenate([np.asarray(self._runner(waveform=row[None].astype(np.float32))
+                                        [OUTPUT_NAME]) for row in x])
+
+  fields = {f.name: getattr(pre, f.name) for f in dataclasses.fields(pre) if f.init}
+  fields["identity"] = f"{pre.identity}-tflite-{os.path.basename(model_path)}"
+  return TFLiteEmbedder(**fields, model_path=os.path.abspath(model_path))
+
+
 # ============================================================================ checkpoint -> file
 
 def export_checkpoint(workdir: str, out: str, step: int | None = None, input_kind: str = "waveform",

@@ -115,6 +115,12 @@ def test_export_waveform_fp32_parity_and_metadata(workdir, pre, audio_folder, tm
   assert one.shape == batch.shape == (8, 128)
   assert np.abs(one - want).max() <= FP32_ATOL
   assert np.abs(batch - want).max() <= FP32_ATOL
+  # the probe's view of the file (python -m eval.linear_eval --tflite=...)
+  emb = ex.tflite_embedder(pre, str(out))
+  assert emb.identity == "step0-tflite-m.tflite" and emb.info == pre.info
+  from ssl_audio.audio import to_int16
+  x16 = to_int16(x)
+  assert np.abs(emb.embed_batch(x16) - pre.embed_batch(x16)).max() <= FP32_ATOL
 
 
 def test_export_logmel_input(pre, audio_folder):
