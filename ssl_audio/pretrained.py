@@ -18,7 +18,6 @@ encoder's params and BatchNorm statistics are kept. A
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import jax
 import ml_collections
@@ -86,19 +85,10 @@ def load_pretrained(workdir: str, step: int | None = None, batch_size: int = 256
   overrides the checkpoint's ``encoder.quant`` ("w8a8": post-training int8 of a float
   checkpoint, ssl_audio.quant; "none": a QAT checkpoint in float).
   """
-  workdir, step = resolve_checkpoint(workdir, step)
-  if not os.path.isdir(ckpt.checkpoint_dir(workdir)):
-    raise FileNotFoundError(f"no checkpoints under {workdir} (expected {ckpt.checkpoint_dir(workdir)})")
+  meta, step = ckpt.read_meta(workdir, step)   # names a missing workdir or step
+  workdir, _ = resolve_checkpoint(workdir, step)
   mgr = ckpt.manager(workdir, read_only=True)
   try:
-    steps = mgr.all_steps()
-    if not steps:
-      raise FileNotFoundError(f"no checkpoint steps in {ckpt.checkpoint_dir(workdir)}")
-    if step is None:
-      step = mgr.latest_step()
-    elif step not in steps:
-      raise FileNotFoundError(f"step {step} not in {workdir}: have {sorted(steps)}")
-    meta = ckpt.restore_meta(mgr, step)
     config, task, model = task_and_model(meta)
     if quant is not None:   # the checkpoint's tree is the float one either way
       from ssl_audio import quant as quant_lib
