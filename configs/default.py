@@ -37,6 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.encoder.input_norm = "none"     # none | pool: log-mel (x - mean) / std of the pretraining pool
   c.encoder.input_mean = 0.0        # set by the trainer when input_norm = "pool"
   c.encoder.input_std = 1.0
+  c.encoder.quant = "none"          # none | w8a8: int8 fake quantization (QAT; ssl_audio/quant.py)
 
   # Training-only log-mel augmentation, every task alike (ssl_audio/augment.py); 0 = off.
   c.augment = ml_collections.ConfigDict(dict(

@@ -65,6 +65,10 @@ flags.DEFINE_integer("max_clips", 0, "Use at most this many clips per task (0: a
 flags.DEFINE_integer("probe_steps", 1000, "Linear-probe optimisation steps.")
 flags.DEFINE_integer("batch_size", 256, "Slices per embedding batch (split over devices).")
 flags.DEFINE_boolean("refresh", False, "Recompute embeddings even when cached.")
+flags.DEFINE_enum("quant", None, ["none", "w8a8"],
+                  "Override the checkpoints' encoder.quant: w8a8 = post-training int8 (qwix).")
+flags.DEFINE_list("tflite", [], "One .tflite per workdir (python -m ssl_audio.export): embeddings "
+                  "from the TFLite interpreter instead of JAX.")
 flags.DEFINE_string("names", "", "Display names for the workdirs, comma-separated.")
 
 
@@ -322,17 +326,27 @@ def main(argv):
   protocol = {"features": FLAGS.features, "clip_pooling": FLAGS.clip_pooling,
               "bn_reestimate": FLAGS.bn_reestimate}
   sub = protocol_dir(protocol)
+  if FLAGS.quant:   # results of a quantization override go beside the float ones
+    sub = "-".join(p for p in (sub, f"quant_{FLAGS.quant}") if p)
+  if FLAGS.tflite and len(FLAGS.tflite) != len(workdirs):
+    raise app.UsageError("--tflite: give one file per --workdir")
   models: dict[str, dict[str, dict]] = {}
   common = dict(tasks=tasks, seeds=FLAGS.seeds, finetune_blocks=FLAGS.finetune_blocks,
                 finetune_steps=FLAGS.finetune_steps, max_clips=FLAGS.max_clips or None,
                 probe_steps=FLAGS.probe_steps, refresh=FLAGS.refresh, protocol=protocol)
   first_pre = None
   for i, wd in enumerate(workdirs):
-    pre = pretrained.load_pretrained(wd, FLAGS.step, batch_size=FLAGS.batch_size)
+    pre = pretrained.load_pretrained(wd, FLAGS.step, batch_size=FLAGS.batch_size,
+                                     quant=FLAGS.quant)
     first_pre = first_pre or pre
+    wd_sub = sub
+    if FLAGS.tflite:
+      from ssl_audio import export
+      pre = export.tflite_embedder(pre, FLAGS.tflite[i])
+      wd_sub = "-".join(p for p in (sub, "tflite_" + os.path.basename(FLAGS.tflite[i])) if p)
     label = names[i] if i < len(names) else os.path.basename(wd.rstrip("/"))
     logging.info("%s: %s", label, pre.info)
-    models[label] = evaluate_model(label, pre, Path(wd) / "eval" / sub, Path(wd) / "eval" / "cache",
+    models[label] = evaluate_model(label, pre, Path(wd) / "eval" / wd_sub, Path(wd) / "eval" / "cache",
                                    **common)
   for b in FLAGS.baselines:
     b = b.strip().lower()

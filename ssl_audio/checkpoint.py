@@ -50,3 +50,48 @@ def restore_meta(mgr: ocp.CheckpointManager, step: int) -> dict:
 
 def abstract(tree: Any) -> Any:
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+def resolve(path: str, step: int | None = None) -> tuple[str, int | None]:
+  """A workdir, its checkpoints/ folder or one checkpoints/<step> folder -> (workdir, step)."""
+  path = os.path.abspath(os.path.expanduser(str(path)))
+  base = os.path.basename(path.rstrip("/"))
+  parent = os.path.dirname(path.rstrip("/"))
+  if base.isdigit() and os.path.basename(parent) == "checkpoints":
+    return os.path.dirname(parent), int(base) if step is None else step
+  if base == "checkpoints" and not os.path.isdir(os.path.join(path, "checkpoints")):
+    return parent, step
+  return path, step
+
+
+def read_meta(path: str, step: int | None = None) -> tuple[dict, int]:
+  """(metadata, step) of a checkpoint (the latest step unless ``step``) of a workdir."""
+  workdir, step = resolve(path, step)
+  if not os.path.isdir(checkpoint_dir(workdir)):
+    raise FileNotFoundError(f"no checkpoints under {workdir} (expected {checkpoint_dir(workdir)})")
+  mgr = manager(workdir, read_only=True)
+  try:
+    steps = mgr.all_steps()
+    if not steps:
+      raise FileNotFoundError(f"no checkpoint steps in {checkpoint_dir(workdir)}")
+    step = mgr.latest_step() if step is None else step
+    if step not in steps:
+      raise FileNotFoundError(f"step {step} not in {workdir}: have {sorted(steps)}")
+    return restore_meta(mgr, step), int(step)
+  finally:
+    mgr.close()
+
+
+def restore_encoder(path: str, step: int | None = None) -> tuple[dict, dict, int]:
+  """(metadata, the encoder's {"params", "batch_stats"?} as numpy, step), read without
+  building the model (no abstract tree: any method's checkpoint; the distillation
+  teacher)."""
+  meta, step = read_meta(path, step)
+  workdir, _ = resolve(path, step)
+  with ocp.StandardCheckpointer() as c:
+    tree = c.restore(os.path.join(checkpoint_dir(workdir), str(step), "state"))
+  variables = {k: tree[k]["encoder"] for k in ("params", "batch_stats")
+               if hasattr(tree.get(k), "keys") and "encoder" in tree[k]}
+  if "params" not in variables:
+    raise ValueError(f"{workdir} step {step}: no encoder parameters in the checkpoint")
+  return meta, variables, step

@@ -62,6 +62,8 @@ def check_config(c: ml_collections.ConfigDict) -> None:
   _int(c, "encoder.embedding_dim", 1)
   _need(c.encoder.norm in ("batch", "none"), "encoder.norm",
         f"must be batch or none, got {c.encoder.norm!r}")
+  _need(c.encoder.get("quant", "none") in ("none", "w8a8"), "encoder.quant",
+        f"must be none or w8a8 (ssl_audio.quant), got {c.encoder.get('quant')!r}")
   _need(c.encoder.input_norm in ("none", "pool"), "encoder.input_norm",
         f"must be none or pool, got {c.encoder.input_norm!r}")
   _num(c, "encoder.input_std", 0.0, lo_open=True)

@@ -71,7 +71,8 @@ def _cached(kind: str, encoder: encoder_lib.Encoder, frontend, features: str, me
   """One jitted function per (encoder config, front-end, features, mesh): models of one
   architecture (a checkpoint and its Untrained baseline, successive in-training
   probes) share compilations."""
-  key = (kind, encoder.width, encoder.embedding_dim, tuple(encoder.channels), encoder.norm,
+  # type(encoder): a qwix-quantized encoder (ssl_audio.quant) is another class
+  key = (kind, type(encoder), encoder.width, encoder.embedding_dim, tuple(encoder.channels), encoder.norm,
          encoder.input_mean, encoder.input_std, frontend, features,
          tuple(d.id for d in mesh.devices.flat))
   if key not in _FN_CACHE:

@@ -127,15 +127,22 @@ class Encoder(nn.Module):
     return (x, feats) if return_blocks else x
 
 
-def from_config(e, **kwargs) -> Encoder:
+def from_config(e, quantize: bool = True, **kwargs) -> Encoder:
   """The encoder a config's ``encoder`` section (ConfigDict or checkpoint JSON) describes.
 
   ``kwargs``: module fields that are not hyper-parameters (``axis_name``, ``name``).
+  With ``encoder.quant`` set (ssl_audio.quant) a standalone encoder comes wrapped in
+  fake quantization; ``quantize=False`` for a submodule (a task's model is wrapped as
+  a whole by ``state.build_model``: qwix wraps top-level modules).
   """
   get = lambda k, default: e[k] if k in e else default   # older checkpoints lack the later keys
-  return Encoder(width=float(e["width"]), embedding_dim=int(e["embedding_dim"]),
-                 norm=get("norm", "batch"), input_mean=float(get("input_mean", 0.0)),
-                 input_std=float(get("input_std", 1.0)), **kwargs)
+  enc = Encoder(width=float(e["width"]), embedding_dim=int(e["embedding_dim"]),
+                norm=get("norm", "batch"), input_mean=float(get("input_mean", 0.0)),
+                input_std=float(get("input_std", 1.0)), **kwargs)
+  if not quantize:
+    return enc
+  from ssl_audio import quant   # qwix only when encoder.quant is set
+  return quant.fake_quant(enc, get("quant", "none"))
 
 
 def count_params(params) -> int:

@@ -75,10 +75,13 @@ def _constants(cfg: FrontendConfig) -> tuple[np.ndarray, np.ndarray]:
   return window, mel.T.copy()
 
 
-def log_mel(audio: jax.Array, cfg: FrontendConfig = FrontendConfig()) -> jax.Array:
+def log_mel(audio: jax.Array, cfg: FrontendConfig = FrontendConfig(),
+            gather_free: bool = False) -> jax.Array:
   """Log-mel spectrogram of audio [..., samples] -> [..., frames, n_mels] (float32).
 
   Integer input (int16 transport from the host) is scaled to [-1, 1).
+  ``gather_free``: frame with static slices instead of a gather (the same values);
+  the TFLite converter cannot lower the gather when the batch is dynamic (export).
   """
   if jnp.issubdtype(audio.dtype, jnp.integer):
     audio = audio.astype(jnp.float32) / 32768.0
@@ -90,14 +93,37 @@ def log_mel(audio: jax.Array, cfg: FrontendConfig = FrontendConfig()) -> jax.Arr
   window, mel_t = _constants(cfg)
   # Framing by reshape where the window is a multiple of the hop would be cheaper, but
   # 400/160 is not; a gather of static indices compiles to one fused op.
-  idx = (np.arange(n_frames)[:, None] * cfg.hop_length + np.arange(cfg.win_length)[None, :])
-  frames = audio[..., idx] * window                                   # [..., T, win]
+  if gather_free:
+    frames = frames_by_slicing(audio, cfg, n_frames) * window
+  else:
+    idx = (np.arange(n_frames)[:, None] * cfg.hop_length + np.arange(cfg.win_length)[None, :])
+    frames = audio[..., idx] * window                                 # [..., T, win]
   # librosa centres the window inside n_fft; a shift changes only the phase, not |X|.
   spec = jnp.abs(jnp.fft.rfft(frames, n=cfg.n_fft, axis=-1))          # [..., T, n_fft//2+1]
   if cfg.power == 2.0:
     spec = spec * spec
   mel = jnp.matmul(spec, mel_t, precision=jax.lax.Precision.HIGHEST)  # [..., T, n_mels]
   return jnp.log(jnp.maximum(mel, cfg.log_floor))
+
+
+def frames_by_slicing(audio: jax.Array, cfg: FrontendConfig, n_frames: int) -> jax.Array:
+  """[..., samples] -> [..., n_frames, win_length] without a gather.
+
+  With win = k * hop + r, frame i is hop-chunks i .. i+k-1 and the first r samples of
+  chunk i+k: k + 1 static slices of the audio cut into hop-long chunks, concatenated.
+  """
+  k, r = divmod(cfg.win_length, cfg.hop_length)
+  n_chunks = n_frames + k - 1 + (1 if r else 0)
+  need = n_chunks * cfg.hop_length
+  if audio.shape[-1] < need:   # only the last chunk's unused tail can be missing
+    audio = jnp.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, need - audio.shape[-1])])
+  chunks = jax.lax.slice_in_dim(audio, 0, need, axis=-1)
+  chunks = chunks.reshape(*audio.shape[:-1], n_chunks, cfg.hop_length)
+  parts = [jax.lax.slice_in_dim(chunks, j, j + n_frames, axis=-2) for j in range(k)]
+  if r:
+    last = jax.lax.slice_in_dim(chunks, k, k + n_frames, axis=-2)
+    parts.append(jax.lax.slice_in_dim(last, 0, r, axis=-1))
+  return jnp.concatenate(parts, axis=-1)
 
 
 def librosa_log_mel(audio: np.ndarray, cfg: FrontendConfig = FrontendConfig()) -> np.ndarray:

@@ -21,14 +21,14 @@ from ssl_audio import frontend as fe
 from ssl_audio.manifest import Manifest
 
 
-def log_mel_stats(manifest: Manifest, frontend: fe.FrontendConfig, n_slices: int = 256,
-                  seed: int = 0) -> tuple[float, float]:
-  """(mean, std) of log-mel over ``n_slices`` random slices of random files.
+def random_slices(manifest: Manifest, frontend: fe.FrontendConfig, n_slices: int = 256,
+                  seed: int = 0) -> np.ndarray:
+  """[n, slice_samples] float32: one random slice of each of ``n_slices`` random files.
 
   Files that fail to decode or are shorter than a slice are skipped (at most
-  4 * n_slices draws); raises RuntimeError when none is usable.
+  4 * n_slices draws); raises RuntimeError when none is usable. Also the
+  calibration set of static int8 export (ssl_audio.export).
   """
-  import jax
   rng = np.random.default_rng(seed)
   s = frontend.slice_samples
   slices, tries, skipped = [], 0, 0
@@ -45,9 +45,19 @@ def log_mel_stats(manifest: Manifest, frontend: fe.FrontendConfig, n_slices: int
     t = int(rng.integers(0, len(x) - s + 1))
     slices.append(x[t:t + s])
   if not slices:
-    raise RuntimeError(f"{manifest.name}: no file could be read to measure log-mel statistics")
-  mel = np.asarray(jax.jit(lambda a: fe.log_mel(a, frontend))(np.stack(slices)), np.float64)
+    raise RuntimeError(f"{manifest.name}: no file could be read (undecodable or shorter than a slice)")
+  if skipped:
+    logging.info("%s: %d unreadable or too short files skipped", manifest.name, skipped)
+  return np.stack(slices).astype(np.float32)
+
+
+def log_mel_stats(manifest: Manifest, frontend: fe.FrontendConfig, n_slices: int = 256,
+                  seed: int = 0) -> tuple[float, float]:
+  """(mean, std) of log-mel over ``n_slices`` random slices of random files."""
+  import jax
+  slices = random_slices(manifest, frontend, n_slices, seed)
+  mel = np.asarray(jax.jit(lambda a: fe.log_mel(a, frontend))(slices), np.float64)
   mean, std = float(mel.mean()), float(mel.std())
-  logging.info("log-mel statistics of %s: mean %.3f std %.3f (%d slices, %d files skipped)",
-               manifest.name, mean, std, len(slices), skipped)
+  logging.info("log-mel statistics of %s: mean %.3f std %.3f (%d slices)",
+               manifest.name, mean, std, len(slices))
   return mean, max(std, 1e-3)

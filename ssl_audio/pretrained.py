@@ -18,7 +18,6 @@ encoder's params and BatchNorm statistics are kept. A
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import jax
 import ml_collections
@@ -43,6 +42,9 @@ class Pretrained(Embedder):
     if not self.identity:
       self.identity = (f"untrained-seed{self.meta['config'].get('seed', 0)}"
                        if self.kind == "untrained" else f"step{self.step}")
+      q = self.meta["config"]["encoder"].get("quant", "none")
+      if q != "none":   # caches keyed by identity must not mix float and int8 embeddings
+        self.identity += f"-{q}"
     super().__post_init__()
 
   @property
@@ -72,38 +74,26 @@ def _pretrained(meta: dict, variables: dict, **kwargs) -> Pretrained:
                     frontend=fe.FrontendConfig.from_dict(meta["frontend"]), meta=meta, **kwargs)
 
 
-def resolve_checkpoint(path: str, step: int | None = None) -> tuple[str, int | None]:
-  """A workdir, its checkpoints/ folder or one checkpoints/<step> folder -> (workdir, step)."""
-  path = os.path.abspath(os.path.expanduser(str(path)))
-  base = os.path.basename(path.rstrip("/"))
-  parent = os.path.dirname(path.rstrip("/"))
-  if base.isdigit() and os.path.basename(parent) == "checkpoints":
-    return os.path.dirname(parent), int(base) if step is None else step
-  if base == "checkpoints" and not os.path.isdir(os.path.join(path, "checkpoints")):
-    return parent, step
-  return path, step
+resolve_checkpoint = ckpt.resolve   # public here too
 
 
 def load_pretrained(workdir: str, step: int | None = None, batch_size: int = 256,
-                    mesh=None, features: str = "embedding") -> Pretrained:
+                    mesh=None, features: str = "embedding", quant: str | None = None) -> Pretrained:
   """Loads the encoder of ``workdir`` (latest checkpoint step unless ``step``).
 
-  ``workdir`` may also be a ``<workdir>/checkpoints/<step>`` folder.
+  ``workdir`` may also be a ``<workdir>/checkpoints/<step>`` folder. ``quant``
+  overrides the checkpoint's ``encoder.quant`` ("w8a8": post-training int8 of a float
+  checkpoint, ssl_audio.quant; "none": a QAT checkpoint in float).
   """
-  workdir, step = resolve_checkpoint(workdir, step)
-  if not os.path.isdir(ckpt.checkpoint_dir(workdir)):
-    raise FileNotFoundError(f"no checkpoints under {workdir} (expected {ckpt.checkpoint_dir(workdir)})")
+  meta, step = ckpt.read_meta(workdir, step)   # names a missing workdir or step
+  workdir, _ = resolve_checkpoint(workdir, step)
   mgr = ckpt.manager(workdir, read_only=True)
   try:
-    steps = mgr.all_steps()
-    if not steps:
-      raise FileNotFoundError(f"no checkpoint steps in {ckpt.checkpoint_dir(workdir)}")
-    if step is None:
-      step = mgr.latest_step()
-    elif step not in steps:
-      raise FileNotFoundError(f"step {step} not in {workdir}: have {sorted(steps)}")
-    meta = ckpt.restore_meta(mgr, step)
     config, task, model = task_and_model(meta)
+    if quant is not None:   # the checkpoint's tree is the float one either way
+      from ssl_audio import quant as quant_lib
+      enc = dict(meta["config"]["encoder"], quant=quant_lib.check_mode(quant, "quant"))
+      meta = dict(meta, config=dict(meta["config"], encoder=enc))
     mesh = mesh or parallel.make_mesh()
     abstract = state_lib.abstract_train_state(config, task, model, parallel.replicated(mesh))
     state, _, _ = ckpt.restore(mgr, step, abstract)
@@ -113,16 +103,29 @@ def load_pretrained(workdir: str, step: int | None = None, batch_size: int = 256
                      kind="checkpoint", batch_size=batch_size, mesh=mesh, features=features)
 
 
-def load_meta(workdir: str, step: int | None = None) -> tuple[dict, int]:
-  workdir, step = resolve_checkpoint(workdir, step)
-  mgr = ckpt.manager(workdir, read_only=True)
+def with_encoder_from(state, tx, source: str, key: str = "init_from"):
+  """``state`` (step 0) with its encoder's params and BatchNorm statistics taken from
+  the checkpoint at ``source`` (a workdir or one step), the optimizer state fresh:
+  fine-tuning (QAT: configs/qat.py). The architectures must match."""
+  import jax.numpy as jnp
   try:
-    step = mgr.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint steps in {ckpt.checkpoint_dir(workdir)}")
-    return ckpt.restore_meta(mgr, step), int(step)
-  finally:
-    mgr.close()
+    pre = load_pretrained(source)
+  except FileNotFoundError as e:
+    raise ValueError(f"config.{key}: {e}") from e
+  mine = state_lib.encoder_variables(state.variables())
+  shapes = lambda t: jax.tree.map(lambda a: tuple(a.shape), t)
+  if shapes(mine) != shapes(pre.variables):
+    raise ValueError(f"config.{key}: the encoder of {source} (width {pre.encoder.width}, "
+                     f"norm {pre.encoder.norm}) does not match config.encoder")
+  params = dict(state.params, encoder=jax.tree.map(jnp.asarray, pre.variables["params"]))
+  batch_stats = state.batch_stats
+  if "batch_stats" in pre.variables:
+    batch_stats = dict(batch_stats, encoder=jax.tree.map(jnp.asarray, pre.variables["batch_stats"]))
+  return state.replace(params=params, batch_stats=batch_stats, opt_state=tx.init(params))
+
+
+def load_meta(workdir: str, step: int | None = None) -> tuple[dict, int]:
+  return ckpt.read_meta(workdir, step)
 
 
 def random_init(meta: dict, seed: int | None = None, workdir: str = "", batch_size: int = 256,

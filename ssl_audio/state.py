@@ -87,7 +87,10 @@ def num_classes(task: tasks.Task) -> int | None:
 
 
 def build_model(task: tasks.Task):
-  return task.model(num_classes(task))
+  """The task's model; with ``encoder.quant`` its encoder in fake quantization (QAT)."""
+  from ssl_audio import quant
+  return quant.fake_quant(task.model(num_classes(task)),
+                          task.config.encoder.get("quant", "none"), path="encoder/.*")
 
 
 def init_variables(model, task: tasks.Task, seed: int) -> dict:

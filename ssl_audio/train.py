@@ -158,6 +158,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   task = build_task(config, classes, class_counts)
   model = build_model(task)
   state, tx, schedule = create_train_state(config, task, model)
+  if config.get("init_from") and mgr.latest_step() is None:   # fine-tune (QAT); resumes skip it
+    from ssl_audio import pretrained
+    state = pretrained.with_encoder_from(state, tx, config.init_from)
+    logging.info("encoder initialised from %s", config.init_from)
   info = encoder_info(config, task, state.variables())
   logging.info("encoder: %s params, %.2f MFLOPs per slice (XLA), width %s; model total %s params",
                f"{info['encoder_params']:,}", info["encoder_flops_per_slice"] / 1e6,

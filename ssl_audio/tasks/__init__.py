@@ -36,3 +36,4 @@ from ssl_audio.tasks import triplet  # noqa: E402,F401
 from ssl_audio.tasks import supervised  # noqa: E402,F401
 from ssl_audio.tasks import multihead  # noqa: E402,F401
 from ssl_audio.tasks import cola  # noqa: E402,F401
+from ssl_audio.tasks import distill  # noqa: E402,F401

@@ -85,7 +85,7 @@ class Task:
   def make_encoder(self) -> Encoder:
     f = self.frontend
     return encoder_lib.from_config(
-        self.config.encoder, axis_name=DATA_AXIS, name="encoder",
+        self.config.encoder, quantize=False, axis_name=DATA_AXIS, name="encoder",
         # A checkpoint from before config.augment existed was trained without it.
         augment=augment_lib.AugmentConfig.from_config(self.config.augment)
         if "augment" in self.config else None,
