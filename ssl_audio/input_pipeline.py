@@ -19,6 +19,10 @@ run would have seen.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
+import threading
+import time
 from typing import Any
 
 import grain
@@ -127,6 +131,29 @@ class Batcher:
     self.skipped, self.good = state["skipped"], state["good"]
 
 
+def exit_with_parent(parent_pid: int, worker_index: int = 0, worker_count: int = 0,
+                     poll_s: float = 0.5) -> None:
+  """Grain worker init: the worker exits as soon as its parent (the trainer) is gone.
+
+  A SIGKILLed trainer cannot stop its workers, which otherwise live on holding their
+  memory. A watch thread rather than PR_SET_PDEATHSIG: that fires when the *thread*
+  that spawned the worker ends, and Grain may start workers from a helper thread.
+  ``parent_pid`` comes from the trainer, so a parent that died while the worker was
+  still importing is noticed too.
+  """
+  del worker_index, worker_count
+
+  def watch():
+    while os.getppid() == parent_pid:
+      time.sleep(poll_s)
+    os._exit(1)   # reparented: the trainer died
+
+  if os.getppid() != parent_pid:
+    os._exit(1)
+
+  threading.Thread(target=watch, name="exit_with_parent", daemon=True).start()
+
+
 def label_index(manifest: Manifest, classes: list[str] | None = None) -> tuple[list[str], np.ndarray]:
   classes = classes or manifest.labels()
   lookup = {c: k for k, c in enumerate(classes)}
@@ -163,5 +190,6 @@ def make_train_iterator(manifest: Manifest, task: Task, batch_size: int, seed: i
     if not flags.FLAGS.is_parsed():
       flags.FLAGS.mark_as_parsed()
     it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers,
-                                                           per_worker_buffer_size=batch_size))
+                                                           per_worker_buffer_size=batch_size),
+                              worker_init_fn=functools.partial(exit_with_parent, os.getpid()))
   return Batcher(iter(it_ds), batch_size, len(rows))
