@@ -11,8 +11,6 @@ import time
 
 import pytest
 
-psutil = pytest.importorskip("psutil")
-
 from tests import helpers
 
 
@@ -28,6 +26,7 @@ def _train_cmd(workdir, data, steps, *extra):
 
 
 def _alive(procs):
+  import psutil
   out = []
   for p in procs:
     try:
@@ -53,6 +52,7 @@ while True:
 
 def _kill_and_check_children(p):
   """Waits for p's Grain workers, SIGKILLs p, asserts every child of p exits."""
+  psutil = pytest.importorskip("psutil")
   try:
     deadline = time.time() + 300
     children = []
