@@ -3,15 +3,34 @@
 Layout: ``<workdir>/checkpoints/<step>/{state,data,meta}``. ``meta`` holds the
 config, the front-end settings and the encoder's params and FLOPs, so anything
 that loads a checkpoint (eval, notebooks, HEAR) rebuilds exactly the trained model.
+
+A step that exists but cannot be restored (a truncated or missing file, corrupt
+metadata) raises ``DamagedCheckpoint`` naming it; ``restore_latest`` falls back to
+the newest step that restores, with a warning naming each damaged one.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+import time
+from typing import Any, Callable, TypeVar
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
+
+T = TypeVar("T")
+
+
+class DamagedCheckpoint(RuntimeError):
+  """A checkpoint step that exists but cannot be restored."""
+
+
+def _damaged(mgr: ocp.CheckpointManager, step: int, e: Exception) -> DamagedCheckpoint:
+  lines = str(e).strip().splitlines()
+  reason = lines[0][:300] if lines else ""
+  return DamagedCheckpoint(f"checkpoint step {step} in {mgr.directory} is damaged or incomplete "
+                           f"({type(e).__name__}: {reason})")
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -37,15 +56,61 @@ def save(mgr: ocp.CheckpointManager, step: int, state: Any, data_state: dict | N
 
 def restore(mgr: ocp.CheckpointManager, step: int, abstract_state: Any
             ) -> tuple[Any, dict, dict]:
-  """Restores (state, data-iterator state, metadata) against an abstract state tree."""
-  r = mgr.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract_state),
-      data=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
+  """Restores (state, data-iterator state, metadata) against an abstract state tree.
+
+  Raises DamagedCheckpoint when the step's files cannot be read.
+  """
+  try:
+    r = mgr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state),
+        data=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
+  except Exception as e:  # Orbax / TensorStore raise plain Exception, OSError, ValueError...
+    raise _damaged(mgr, step, e) from e
   return r["state"], r["data"], r["meta"]
 
 
 def restore_meta(mgr: ocp.CheckpointManager, step: int) -> dict:
-  return mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+  try:
+    return mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+  except Exception as e:
+    raise _damaged(mgr, step, e) from e
+
+
+def restore_latest(mgr: ocp.CheckpointManager, fn: Callable[[int], T]) -> tuple[int, T]:
+  """(step, fn(step)) for the newest step where ``fn`` does not raise DamagedCheckpoint.
+
+  Each damaged newer step is named in a warning; when none restores, the error lists them all.
+  """
+  errors = []
+  for step in sorted(mgr.all_steps(), reverse=True):
+    try:
+      return step, fn(step)
+    except DamagedCheckpoint as e:
+      logging.warning("%s; trying the previous step", e)
+      errors.append(str(e))
+  raise DamagedCheckpoint(f"no checkpoint step in {mgr.directory} can be restored (damaged, "
+                          "or saved by a different model):\n  " + "\n  ".join(errors or ["none"]))
+
+
+def set_aside_after(mgr: ocp.CheckpointManager, step: int) -> list[int]:
+  """Moves every step newer than ``step`` (damaged ones) to ``checkpoints.damaged/``.
+
+  They are kept for inspection, and the resumed run can save those steps again.
+  """
+  newer = [s for s in mgr.all_steps() if s > step]
+  if newer and jax.process_index() == 0:
+    aside = mgr.directory.parent / (mgr.directory.name + ".damaged")
+    aside.mkdir(parents=True, exist_ok=True)
+    for s in newer:
+      target = aside / f"{s}-{int(time.time())}"
+      (mgr.directory / str(s)).rename(target)
+      logging.warning("moved damaged checkpoint step %d to %s", s, target)
+  if newer:
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices("checkpoint.set_aside_after")
+    mgr.reload()
+  return newer
 
 
 def abstract(tree: Any) -> Any:

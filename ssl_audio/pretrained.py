@@ -98,15 +98,24 @@ def load_pretrained(workdir: str, step: int | None = None, batch_size: int = 256
     steps = mgr.all_steps()
     if not steps:
       raise FileNotFoundError(f"no checkpoint steps in {ckpt.checkpoint_dir(workdir)}")
-    if step is None:
-      step = mgr.latest_step()
+    mesh = mesh or parallel.make_mesh()
+
+    def load(step):
+      meta = ckpt.restore_meta(mgr, step)
+      config, task, model = task_and_model(meta)
+      abstract = state_lib.abstract_train_state(config, task, model, parallel.replicated(mesh))
+      return meta, ckpt.restore(mgr, step, abstract)[0]
+
+    if step is None:   # the newest step that restores; damaged newer ones are named in a warning
+      step, (meta, state) = ckpt.restore_latest(mgr, load)
     elif step not in steps:
       raise FileNotFoundError(f"step {step} not in {workdir}: have {sorted(steps)}")
-    meta = ckpt.restore_meta(mgr, step)
-    config, task, model = task_and_model(meta)
-    mesh = mesh or parallel.make_mesh()
-    abstract = state_lib.abstract_train_state(config, task, model, parallel.replicated(mesh))
-    state, _, _ = ckpt.restore(mgr, step, abstract)
+    else:
+      try:
+        meta, state = load(step)
+      except ckpt.DamagedCheckpoint as e:
+        others = sorted(s for s in steps if s != step)
+        raise ckpt.DamagedCheckpoint(f"{e}; other steps in {workdir}: {others}") from None
   finally:
     mgr.close()
   return _pretrained(meta, state.variables(), step=int(step), workdir=workdir,
@@ -117,10 +126,12 @@ def load_meta(workdir: str, step: int | None = None) -> tuple[dict, int]:
   workdir, step = resolve_checkpoint(workdir, step)
   mgr = ckpt.manager(workdir, read_only=True)
   try:
-    step = mgr.latest_step() if step is None else step
-    if step is None:
+    if step is not None:
+      return ckpt.restore_meta(mgr, step), int(step)
+    if mgr.latest_step() is None:
       raise FileNotFoundError(f"no checkpoint steps in {ckpt.checkpoint_dir(workdir)}")
-    return ckpt.restore_meta(mgr, step), int(step)
+    step, meta = ckpt.restore_latest(mgr, lambda s: ckpt.restore_meta(mgr, s))
+    return meta, int(step)
   finally:
     mgr.close()
 

@@ -50,9 +50,9 @@ def with_input_stats(config: ml_collections.ConfigDict, manifest, mgr) -> ml_col
   if config.encoder.input_norm != "pool":
     return config
   config = ml_collections.ConfigDict(config.to_dict())   # the caller's config is not changed
-  step = mgr.latest_step()
-  if step is not None:
-    enc = ckpt.restore_meta(mgr, step)["config"]["encoder"]
+  if mgr.latest_step() is not None:
+    _, meta = ckpt.restore_latest(mgr, lambda step: ckpt.restore_meta(mgr, step))
+    enc = meta["config"]["encoder"]
     mean, std = enc["input_mean"], enc["input_std"]
   else:
     mean, std = normalization.log_mel_stats(manifest, fe.FrontendConfig.from_dict(config.frontend),
@@ -173,8 +173,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       task.frontend.sample_rate)
   start = 0
   if mgr.latest_step() is not None:
-    start = mgr.latest_step()
-    state, data_state, _ = ckpt.restore(mgr, start, ckpt.abstract(state))
+    abstract = ckpt.abstract(state)
+    # A damaged newest step (truncated file, half-written) is skipped, named, and set aside.
+    start, (state, data_state, _) = ckpt.restore_latest(
+        mgr, lambda step: ckpt.restore(mgr, step, abstract))
+    ckpt.set_aside_after(mgr, start)
     state = jax.device_put(state, parallel.replicated(mesh))
     if data_state:
       data_it.set_state(data_state)

@@ -92,3 +92,116 @@ def test_sigkill_of_the_trainer_leaves_no_grain_workers(audio_folder, tmp_path):
                        cwd=helpers.REPO, env=_env(), stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
   _kill_and_check_children(p)
+
+
+# ------------------------------------------------------------------ damaged checkpoints
+
+def _largest_data_file(step_dir):
+  files = [f for f in (step_dir / "state").rglob("*") if f.is_file() and "ocdbt.process_" in str(f) and "/d/" in str(f)]
+  return max(files, key=lambda f: f.stat().st_size)
+
+
+def _truncate(step_dir):
+  f = _largest_data_file(step_dir)
+  os.truncate(f, f.stat().st_size // 2)
+
+
+DAMAGES = {
+    "truncated data file": _truncate,
+    "deleted data file": lambda d: _largest_data_file(d).unlink(),
+    "deleted data-iterator state": lambda d: (d / "data" / "metadata").unlink(),
+    "corrupt meta JSON": lambda d: (d / "meta" / "metadata").write_text("{not json"),
+    "corrupt OCDBT manifest": lambda d: (d / "state" / "manifest.ocdbt").write_bytes(b"\0\1"),
+}
+
+
+def _small_checkpoints(workdir, steps=(1, 2)):
+  import jax.numpy as jnp
+  import numpy as np
+  from ssl_audio import checkpoint as ckpt
+  mgr = ckpt.manager(str(workdir), max_to_keep=5, async_save=False)
+  for s in steps:   # random values: a data file per step that compression cannot shrink
+    state = {"w": jnp.asarray(np.random.default_rng(s).standard_normal((64, 64)), jnp.float32),
+             "b": jnp.arange(8.0) * s}
+    ckpt.save(mgr, s, state, {"grain": s}, {"step": s})
+  mgr.wait_until_finished()
+  mgr.close()
+  return state
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # Orbax's aborted reads
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_damaged_latest_step_falls_back_to_the_previous_one(tmp_path, caplog, damage):
+  import numpy as np
+  from ssl_audio import checkpoint as ckpt
+  state = _small_checkpoints(tmp_path)
+  DAMAGES[damage](tmp_path / "checkpoints" / "2")
+  mgr = ckpt.manager(str(tmp_path))
+  abstract = ckpt.abstract(state)
+  with caplog.at_level("WARNING"):
+    step, (restored, data, meta) = ckpt.restore_latest(mgr, lambda s: ckpt.restore(mgr, s, abstract))
+  assert step == 1 and meta == {"step": 1} and data == {"grain": 1}
+  np.testing.assert_array_equal(
+      restored["w"], np.random.default_rng(1).standard_normal((64, 64)).astype(np.float32))
+  assert "checkpoint step 2 in" in caplog.text and "damaged" in caplog.text
+  # the damaged step is set aside, so the resumed run can write step 2 again
+  assert ckpt.set_aside_after(mgr, step) == [2]
+  assert mgr.all_steps() == [1]
+  assert [p.name.split("-")[0] for p in (tmp_path / "checkpoints.damaged").iterdir()] == ["2"]
+  ckpt.save(mgr, 2, state, {}, {"step": 2})
+  mgr.wait_until_finished()
+  assert ckpt.restore(mgr, 2, abstract)[2] == {"step": 2}
+  mgr.close()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_every_step_damaged_is_a_clear_error(tmp_path):
+  from ssl_audio import checkpoint as ckpt
+  state = _small_checkpoints(tmp_path)
+  _truncate(tmp_path / "checkpoints" / "2")
+  (tmp_path / "checkpoints" / "1" / "meta" / "metadata").write_text("")
+  mgr = ckpt.manager(str(tmp_path), read_only=True)
+  abstract = ckpt.abstract(state)
+  with pytest.raises(ckpt.DamagedCheckpoint, match=r"(?s)can be restored.*step 2 in.*step 1 in"):
+    ckpt.restore_latest(mgr, lambda s: ckpt.restore(mgr, s, abstract))
+
+
+def _tiny_run(workdir, data, steps=4, **overrides):
+  from ssl_audio import train
+  c = helpers.tiny(helpers.load_config("temporal_gap"), str(data), steps=steps, batch=4)
+  c.checkpoint_every_steps = 2
+  c.keep_checkpoints = 10
+  for k, v in overrides.items():
+    c[k] = v
+  return train.train_and_evaluate(c, str(workdir))
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_damaged_step_of_a_run_resume_load_pretrained(audio_folder, tmp_path, caplog):
+  """Truncated data file in the newest step of a real run: load_pretrained falls back or names
+  it; the re-run resumes from the previous step and ends bit-identical to the undamaged run."""
+  import shutil
+  from ssl_audio import checkpoint as ckpt
+  from ssl_audio import pretrained
+  ref, wd = tmp_path / "ref", tmp_path / "damaged"
+  _tiny_run(ref, audio_folder)
+  shutil.copytree(ref, wd)
+  _truncate(wd / "checkpoints" / "4")
+
+  with caplog.at_level("WARNING"):
+    pre = pretrained.load_pretrained(str(wd))
+  assert pre.step == 2 and "checkpoint step 4 in" in caplog.text
+  with pytest.raises(ckpt.DamagedCheckpoint, match=r"step 4 in .* damaged.*other steps .*\[2\]"):
+    pretrained.load_pretrained(str(wd), step=4)
+
+  caplog.clear()
+  with caplog.at_level("INFO"):
+    _tiny_run(wd, audio_folder)
+  assert "checkpoint step 4 in" in caplog.text and "resumed from step 2" in caplog.text
+  assert [p.name.split("-")[0] for p in (wd / "checkpoints.damaged").iterdir()] == ["4"]
+  step_a, a = helpers.final_state(ref)
+  step_b, b = helpers.final_state(wd)
+  assert step_a == step_b == 4
+  assert helpers.max_abs_diff(a["params"], b["params"]) == 0.0
+  assert helpers.max_abs_diff(a["opt_state"], b["opt_state"]) == 0.0
