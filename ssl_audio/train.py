@@ -102,6 +102,25 @@ def make_train_step(model, task: tasks.Task, tx: optax.GradientTransformation,
                              out_specs=(P(), P()), donate_argnums=(0,))
 
 
+class NonFiniteLoss(RuntimeError):
+  """The loss stayed non-finite for config.max_nonfinite_steps steps in a row."""
+
+
+def _log_means(host: list[dict]) -> dict:
+  """Per-key means over the steps since the last log; a skipped (non-finite) step's values
+  are left out, so one bad batch does not turn the logged loss into NaN."""
+  ok = [m for m in host if not m["nonfinite"]] or host
+  out = {k: float(np.mean([m[k] for m in ok])) for k in host[0]}
+  out["nonfinite"] = float(np.sum([m["nonfinite"] for m in host]))
+  return out
+
+
+def _nonfinite_streak(streak: int, host: list[dict]) -> int:
+  for m in host:
+    streak = streak + 1 if m["nonfinite"] else 0
+  return streak
+
+
 class _StopSignal:
   """Turns SIGTERM (preemption) into a flag the loop checks: save, then exit."""
 
@@ -209,6 +228,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   step_fn = make_train_step(model, task, tx, schedule, mesh, seed=config.seed)
   pending: list[dict] = []
   last: dict = {}
+  streak = 0   # consecutive non-finite steps, counted when the metrics reach the host
   t_log, n_log = time.time(), 0
   bar = _progress(config.num_train_steps, start)
   with _StopSignal() as stop:
@@ -226,7 +246,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       if step % config.log_every_steps == 0 or final or stop.received:
         host = jax.device_get(pending)
         dt = time.time() - t_log
-        last = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+        last = _log_means(host)
+        streak = _nonfinite_streak(streak, host)
         last.update(steps_per_s=n_log / dt, examples_per_s=n_log * config.batch_size / dt,
                     skipped_files=data_it.skipped)
         writer.write(step, last)
@@ -235,6 +256,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         else:
           logging.info("step %d: %s", step, " ".join(f"{k}={v:.4g}" for k, v in last.items()))
         pending, t_log, n_log = [], time.time(), 0
+        if config.max_nonfinite_steps and streak >= config.max_nonfinite_steps:
+          mgr.wait_until_finished()
+          writer.close()
+          good = mgr.latest_step()
+          kept = "no checkpoint yet" if good is None else f"step {good} in {mgr.directory}"
+          raise NonFiniteLoss(
+              f"the loss was NaN or inf for {streak} consecutive steps (up to step {step}; "
+              f"config.max_nonfinite_steps={config.max_nonfinite_steps}): stopping. Those updates "
+              f"were skipped, so the last checkpoint ({kept}) holds finite parameters. Lower "
+              "optimizer.learning_rate, set optimizer.grad_clip_norm, or check the data")
       due = [ev for ev in evals if step % ev.every_steps == 0 or final]
       if due:
         last.update(run_evaluators(due, step))

@@ -205,3 +205,48 @@ def test_damaged_step_of_a_run_resume_load_pretrained(audio_folder, tmp_path, ca
   assert step_a == step_b == 4
   assert helpers.max_abs_diff(a["params"], b["params"]) == 0.0
   assert helpers.max_abs_diff(a["opt_state"], b["opt_state"]) == 0.0
+
+
+# ------------------------------------------------------------------ non-finite loss
+
+def test_max_nonfinite_steps_is_validated():
+  from ssl_audio import config_validation
+  c = helpers.load_config("temporal_gap", max_nonfinite_steps=-1)
+  with pytest.raises(config_validation.ConfigError, match="config.max_nonfinite_steps"):
+    config_validation.check_config(c)
+
+
+def test_nonfinite_streak_and_log_means():
+  from ssl_audio import train
+  ms = [{"loss": 1.0, "nonfinite": 0.0}, {"loss": float("nan"), "nonfinite": 1.0},
+        {"loss": 3.0, "nonfinite": 0.0}, {"loss": float("inf"), "nonfinite": 1.0}]
+  assert train._nonfinite_streak(0, ms) == 1
+  assert train._nonfinite_streak(4, ms[1:2]) == 5
+  assert train._log_means(ms) == {"loss": 2.0, "nonfinite": 2.0}
+
+
+@pytest.mark.slow
+def test_nonfinite_loss_stops_the_run_keeping_finite_checkpoint(audio_folder, tmp_path,
+                                                                  monkeypatch):
+  """After 2 good steps the loss turns NaN (a patched task loss): the run stops at the limit with an
+  error naming the key, and its last checkpoint holds the step-2 parameters, all finite."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from ssl_audio import train
+  from ssl_audio.tasks import temporal_gap
+  loss = temporal_gap.TemporalGap.loss
+
+  def nan_loss(self, outputs, batch):
+    value, metrics = loss(self, outputs, batch)
+    return value * jnp.nan, metrics
+
+  _tiny_run(tmp_path, audio_folder, steps=2)
+  step2 = helpers.final_state(tmp_path)[1]
+  monkeypatch.setattr(temporal_gap.TemporalGap, "loss", nan_loss)
+  with pytest.raises(train.NonFiniteLoss, match=r"3 consecutive steps.*max_nonfinite_steps=3.*step 4"):
+    _tiny_run(tmp_path, audio_folder, steps=100, max_nonfinite_steps=3)
+  step, state = helpers.final_state(tmp_path)
+  assert step == 4
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(state["params"]))
+  assert helpers.max_abs_diff(state["params"], step2["params"]) == 0.0
