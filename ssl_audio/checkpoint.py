@@ -11,7 +11,9 @@ the newest step that restores, with a warning naming each damaged one.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import time
 from typing import Any, Callable, TypeVar
 
@@ -46,12 +48,46 @@ def manager(workdir: str, max_to_keep: int = 3, read_only: bool = False,
                                item_names=("state", "data", "meta"))
 
 
+class SaveFailed(RuntimeError):
+  """A checkpoint could not be written (e.g. the disk is full); older steps are intact."""
+
+
+def _save_failed(mgr: ocp.CheckpointManager, step: int | None, e: Exception) -> SaveFailed:
+  text = str(e)
+  # An asynchronous save fails in the background and surfaces at the next save or wait:
+  # its temporary folder names the step that failed.
+  m = re.search(r"/(\d+)\.orbax-checkpoint-tmp", text)
+  failed = int(m.group(1)) if m else step
+  full = ("No space left on device" in text or getattr(e, "errno", None) == errno.ENOSPC
+          or f"os_error_code='{errno.ENOSPC}'" in text)
+  mgr.reload()
+  good = [s for s in mgr.all_steps() if failed is None or s < failed]
+  kept = f"step {max(good)} is the newest complete one" if good else "no earlier step exists"
+  lines = text.strip().splitlines()
+  return SaveFailed(
+      f"{'the disk is full: ' if full else ''}saving checkpoint step {failed} in {mgr.directory} "
+      f"failed ({type(e).__name__}: {lines[0][:300] if lines else ''}); {kept} and is not "
+      "touched. Free space (or fix the folder) and re-run the same command to resume")
+
+
 def save(mgr: ocp.CheckpointManager, step: int, state: Any, data_state: dict | None,
          meta: dict) -> bool:
-  return mgr.save(step, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state),
-      data=ocp.args.JsonSave(data_state or {}),
-      meta=ocp.args.JsonSave(meta)), force=True)
+  """Starts an (async) save; raises SaveFailed for it or for the previous async save."""
+  try:
+    return mgr.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        data=ocp.args.JsonSave(data_state or {}),
+        meta=ocp.args.JsonSave(meta)), force=True)
+  except Exception as e:  # TensorStore: ValueError("RESOURCE_EXHAUSTED ..."), OSError...
+    raise _save_failed(mgr, step, e) from e
+
+
+def wait(mgr: ocp.CheckpointManager) -> None:
+  """Waits for the async save in flight; raises SaveFailed if it failed."""
+  try:
+    mgr.wait_until_finished()
+  except Exception as e:
+    raise _save_failed(mgr, None, e) from e
 
 
 def restore(mgr: ocp.CheckpointManager, step: int, abstract_state: Any

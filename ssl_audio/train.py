@@ -208,7 +208,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   writer = MetricWriter(workdir, enabled=is_chief)
   if start == 0 and config.num_train_steps == 0:
     ckpt.save(mgr, 0, state, data_it.get_state(), meta)   # the Untrained baseline
-    mgr.wait_until_finished()
+    ckpt.wait(mgr)
     writer.close()
     return {}
 
@@ -257,7 +257,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           logging.info("step %d: %s", step, " ".join(f"{k}={v:.4g}" for k, v in last.items()))
         pending, t_log, n_log = [], time.time(), 0
         if config.max_nonfinite_steps and streak >= config.max_nonfinite_steps:
-          mgr.wait_until_finished()
+          ckpt.wait(mgr)
           writer.close()
           good = mgr.latest_step()
           kept = "no checkpoint yet" if good is None else f"step {good} in {mgr.directory}"
@@ -276,6 +276,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         break
   if bar is not None:
     bar.close()
-  mgr.wait_until_finished()
+  ckpt.wait(mgr)
   writer.close()
   return last

@@ -250,3 +250,65 @@ def test_nonfinite_loss_stops_the_run_keeping_finite_checkpoint(audio_folder, tm
   assert step == 4
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(state["params"]))
   assert helpers.max_abs_diff(state["params"], step2["params"]) == 0.0
+
+
+# ------------------------------------------------------------------ disk full
+
+_SAVE_UNTIL_FULL = """
+import json, sys
+import jax.numpy as jnp, numpy as np
+from ssl_audio import checkpoint as ckpt
+wd, limit = WORKDIR_AND_LIMIT
+if limit:   # no tmpfs: the same failure from a file-size limit (EFBIG instead of ENOSPC)
+  import resource, signal
+  signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+  resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+mgr = ckpt.manager(wd, max_to_keep=5)
+small = {"w": jnp.asarray(np.random.default_rng(1).standard_normal((100, 100)), jnp.float32)}
+big = {"w": jnp.asarray(np.random.default_rng(2).standard_normal((1000, 1000)), jnp.float32)}
+ckpt.save(mgr, 1, small, {}, {"step": 1})
+ckpt.wait(mgr)
+try:
+  ckpt.save(mgr, 2, big, {}, {"step": 2})
+  ckpt.save(mgr, 3, small, {}, {"step": 3})   # the async failure of step 2 surfaces here
+  ckpt.wait(mgr)
+  err = None
+except ckpt.SaveFailed as e:
+  err = str(e)
+mgr = ckpt.manager(wd, max_to_keep=5, read_only=True)
+state, _, meta = ckpt.restore(mgr, 1, ckpt.abstract(small))
+print(json.dumps({"err": err, "steps": mgr.all_steps(), "meta": meta,
+                  "intact": bool(np.array_equal(state["w"], small["w"]))}))
+"""
+
+
+def _mount_tmpfs(path, size):
+  path.mkdir()
+  r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                     capture_output=True)
+  return r.returncode == 0
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("how", ["tmpfs", "file_size_limit"])
+def test_disk_full_while_saving_is_clear_and_keeps_the_previous_step(tmp_path, how):
+  """A 2 MB tmpfs workdir (needs root; else skipped) or RLIMIT_FSIZE: the big step-2 save fails
+  with SaveFailed naming the step, and step 1 restores bit for bit."""
+  wd = tmp_path / "wd"
+  limit = 0
+  if how == "tmpfs":
+    if not _mount_tmpfs(wd, "2m"):
+      pytest.skip("cannot mount a tmpfs here (not root)")
+  else:
+    limit = 1 << 20
+  try:
+    r = helpers.run_python(_SAVE_UNTIL_FULL.replace("WORKDIR_AND_LIMIT",
+                                                    repr((str(wd / "run"), limit))))
+  finally:
+    if how == "tmpfs":
+      subprocess.run(["umount", str(wd)], check=True)
+  assert r["err"] and "saving checkpoint step 2 in" in r["err"], r
+  assert "step 1 is the newest complete one" in r["err"]
+  if how == "tmpfs":
+    assert r["err"].startswith("the disk is full")
+  assert r["steps"] == [1] and r["meta"] == {"step": 1} and r["intact"]
