@@ -6,9 +6,12 @@ decode only that window (soundfile), down-mix, resample (soxr), then let the tas
 cut its slices and targets. Raw audio travels as int16; the log-mel runs on the
 accelerator inside the step.
 
-Bad input never stops a run: a file that fails to decode, is empty, silent,
+Bad input never stops a run. Rows too short for the task (from their segment,
+``duration`` column or file header) and files whose header cannot be read are
+left out once when the pipeline is built, named in a warning each and counted
+(``filtered_files``). A file that still fails to decode, is empty, silent,
 non-finite or too short becomes a marker that the host-side batcher skips,
-counts and names once in a warning. Only when every file of the manifest has
+counts (``skipped_files``, per draw) and names once in a warning. Only when every file of the manifest has
 failed does the run stop, with an error that says so.
 
 The iterator state (Grain's, plus the skip counters) is a small JSON dict saved
@@ -94,6 +97,7 @@ class Batcher:
     self.num_rows = num_rows
     self.skipped = 0
     self.good = 0
+    self.filtered: dict[str, str] = {}   # rows left out when the pipeline was built
     self._consecutive_bad = 0
     self._warned: set[str] = set()
 
@@ -154,6 +158,43 @@ def exit_with_parent(parent_pid: int, worker_index: int = 0, worker_count: int =
   threading.Thread(target=watch, name="exit_with_parent", daemon=True).start()
 
 
+def usable_rows(manifest: Manifest, rows: np.ndarray, min_samples: int, sample_rate: int
+                ) -> tuple[np.ndarray, dict[str, str]]:
+  """The rows long enough for the task, from their durations, checked once when the pipeline
+  is built (instead of a skip at every draw); and {path: reason} for the others.
+
+  A row's duration is its [start, end] segment, else its ``duration`` column, else the
+  file's header (``soundfile.info``; a file whose header cannot be read is left out too).
+  """
+  paths = manifest.paths()
+  seg = manifest.segments()
+  listed = np.full(len(manifest), np.nan)
+  if "duration" in manifest.columns:
+    d = manifest.columns["duration"]
+    listed[d != ""] = d[d != ""].astype(np.float64)
+  min_seconds = (min_samples - 1) / sample_rate   # 1 sample of slack for resampling
+  keep, bad = [], {}
+  for i in rows:
+    start = 0.0 if np.isnan(seg[i, 0]) else seg[i, 0]
+    if not np.isnan(seg[i, 1]):
+      dur = seg[i, 1] - start
+    elif not np.isnan(listed[i]):
+      dur = listed[i]
+    else:
+      try:
+        info = sf.info(paths[i])
+        dur = info.frames / info.samplerate - start
+      except Exception as e:  # noqa: BLE001  (LibsndfileError, RuntimeError, OSError...)
+        bad[paths[i]] = f"cannot read the header: {(str(e) or type(e).__name__).splitlines()[0]}"
+        continue
+    if dur < min_seconds:
+      bad[paths[i]] = (f"too short for the task: {dur:.3f} s, "
+                       f"need {min_samples / sample_rate:.3f} s")
+      continue
+    keep.append(i)
+  return np.asarray(keep, dtype=np.int64), bad
+
+
 def label_index(manifest: Manifest, classes: list[str] | None = None) -> tuple[list[str], np.ndarray]:
   classes = classes or manifest.labels()
   lookup = {c: k for k, c in enumerate(classes)}
@@ -179,6 +220,15 @@ def make_train_iterator(manifest: Manifest, task: Task, batch_size: int, seed: i
   if len(rows) == 0:
     raise ValueError(f"{manifest.name}: {len(manifest)} rows cannot be shared by "
                      f"{jax.process_count()} hosts")
+  rows, filtered = usable_rows(manifest, rows, task.min_samples, sample_rate)
+  for path, reason in filtered.items():
+    logging.warning("leaving out audio %s: %s", path, reason)
+  if filtered:
+    logging.warning("%s: left out %d of %d rows (too short or unreadable), %d left",
+                    manifest.name, len(filtered), len(filtered) + len(rows), len(rows))
+  if len(rows) == 0:
+    raise AllFilesBad(f"{manifest.name}: no usable audio: every one of {len(filtered)} rows is "
+                      f"too short for the task or unreadable (e.g. {next(iter(filtered.items()))})")
   ds = (grain.MapDataset.source(rows.tolist())
         .shuffle(seed=seed)
         .repeat(None)
@@ -192,4 +242,6 @@ def make_train_iterator(manifest: Manifest, task: Task, batch_size: int, seed: i
     it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers,
                                                            per_worker_buffer_size=batch_size),
                               worker_init_fn=functools.partial(exit_with_parent, os.getpid()))
-  return Batcher(iter(it_ds), batch_size, len(rows))
+  batcher = Batcher(iter(it_ds), batch_size, len(rows))
+  batcher.filtered = filtered
+  return batcher

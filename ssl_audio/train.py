@@ -249,7 +249,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         last = _log_means(host)
         streak = _nonfinite_streak(streak, host)
         last.update(steps_per_s=n_log / dt, examples_per_s=n_log * config.batch_size / dt,
-                    skipped_files=data_it.skipped)
+                    skipped_files=data_it.skipped, filtered_files=len(data_it.filtered))
         writer.write(step, last)
         if bar is not None:
           bar.set_postfix(loss=f"{last['loss']:.4f}", base=f"{last.get('baseline_loss', float('nan')):.4f}")
