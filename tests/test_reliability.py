@@ -312,3 +312,84 @@ def test_disk_full_while_saving_is_clear_and_keeps_the_previous_step(tmp_path, h
   if how == "tmpfs":
     assert r["err"].startswith("the disk is full")
   assert r["steps"] == [1] and r["meta"] == {"step": 1} and r["intact"]
+
+
+# ------------------------------------------------------------------ bad input, fuzzed
+
+def _names(paths):
+  return sorted(os.path.basename(p) for p in paths)
+
+
+def test_fuzzed_bad_inputs_training_pipeline(tmp_path, caplog):
+  """Every bad kind of tests.helpers.write_bad_inputs: left out once or skipped and named once;
+  the batches stay finite."""
+  import numpy as np
+  from ssl_audio import input_pipeline, manifest
+  from ssl_audio.state import build_task
+  path, bad = helpers.bad_input_manifest(tmp_path / "fuzz")
+  task = build_task(helpers.tiny(helpers.load_config("temporal_gap"), str(path)))
+  with caplog.at_level("WARNING"):
+    it = input_pipeline.make_train_iterator(manifest.resolve(f"manifest:{path}"), task, 8, 0)
+    batches = [next(it) for _ in range(10)]
+  expect = lambda what: sorted(k for k, v in bad.items() if v["train"] == what)
+  assert _names(it.filtered) == expect("left out")
+  warned = [r.getMessage() for r in caplog.records if "skipping audio" in r.getMessage()]
+  assert _names(w.split()[2].rstrip(":") for w in warned) == expect("skipped")   # once each
+  left_out = [r.getMessage() for r in caplog.records if "leaving out audio" in r.getMessage()]
+  assert len(left_out) == len(expect("left out"))
+  for b in batches:
+    assert np.isfinite(b["target"]).all() and b["audio"].dtype == np.int16
+
+
+def test_fuzzed_bad_inputs_evaluation(tmp_path):
+  """The evaluation's decoder over the same folder: each bad file skipped and counted once,
+  every embedding finite."""
+  import numpy as np
+  from eval import embeddings
+  from tests.test_protocol import small_embedder
+  path, bad = helpers.bad_input_manifest(tmp_path / "fuzz", good=2, seconds=2.0)
+  m = embeddings.load_benchmark(f"manifest:{path}")
+  emb = small_embedder()
+  e = embeddings.embed_stream(emb.embed_batch, m, np.arange(len(m)), emb.sample_rate,
+                              emb.slice_samples, batch_size=8)
+  skipped = sum(v["eval"] == "skipped" for v in bad.values())
+  assert e.skipped == skipped and sum(e.reasons.values()) == skipped
+  assert e.n_clips == len(m) - skipped
+  assert np.isfinite(e.emb).all()
+
+
+@pytest.mark.parametrize("csv_text,match", [
+    ("file,label\na.wav,x\n", r"'path' column"),
+    ("path,start,end\na.wav,0,1\nb.wav,zero,2\n", r"row 2, column 'start': 'zero' is not a number"),
+    ("path,start,end\na.wav,0,1\nb.wav,3,2\n", r"row 2, column 'end': end 2 is not after start 3"),
+    ("path,end\na.wav,-1\n", r"row 1, column 'end': '-1' must be a finite number"),
+    ("path,split\na.wav,train\nb.wav,training\n", r"row 2, column 'split': unknown split 'training'"),
+    (b"path,label\na.wav,x\nb.wav,\xff\xfe\n", r"line 3 \(row 2\), column 'label': bytes that are not UTF-8"),
+    ("path,label\na.wav,x,extra\n", r"row 1 \(line 2\): 3 fields"),
+])
+def test_malformed_manifests_name_row_and_column(tmp_path, csv_text, match):
+  from ssl_audio import manifest
+  p = tmp_path / "m.csv"
+  (p.write_bytes if isinstance(csv_text, bytes) else p.write_text)(csv_text)
+  with pytest.raises(manifest.ManifestError, match=match):
+    manifest.read_manifest(p)
+
+
+@pytest.mark.slow
+def test_fuzzed_bad_inputs_training_run(tmp_path, caplog):
+  """A tiny training run over good clips plus every bad kind: it finishes, each bad file is
+  named once, filtered_files counts the left-out ones, and no logged value is NaN."""
+  import json
+  import math
+  path, bad = helpers.bad_input_manifest(tmp_path / "fuzz")
+  with caplog.at_level("WARNING"):
+    _tiny_run(tmp_path / "wd", f"manifest:{path}", steps=6)
+  rows = [json.loads(l) for l in open(tmp_path / "wd" / "metrics.jsonl")]
+  train_rows = [r for r in rows if "loss" in r]
+  assert train_rows[-1]["step"] == 6
+  assert all(math.isfinite(v) for r in rows for v in r.values() if isinstance(v, float))
+  assert train_rows[-1]["filtered_files"] == sum(v["train"] == "left out" for v in bad.values())
+  assert train_rows[-1]["nonfinite"] == 0
+  for name, v in bad.items():
+    if v["train"] != "used":
+      assert sum(name in r.getMessage() for r in caplog.records) == 1, name
