@@ -387,9 +387,100 @@ def test_fuzzed_bad_inputs_training_run(tmp_path, caplog):
   rows = [json.loads(l) for l in open(tmp_path / "wd" / "metrics.jsonl")]
   train_rows = [r for r in rows if "loss" in r]
   assert train_rows[-1]["step"] == 6
+  # MetricWriter writes a non-finite value as null: none may be null or non-finite
+  assert all(r["loss"] is not None and r["baseline_loss"] is not None for r in train_rows)
   assert all(math.isfinite(v) for r in rows for v in r.values() if isinstance(v, float))
   assert train_rows[-1]["filtered_files"] == sum(v["train"] == "left out" for v in bad.values())
   assert train_rows[-1]["nonfinite"] == 0
   for name, v in bad.items():
     if v["train"] != "used":
       assert sum(name in r.getMessage() for r in caplog.records) == 1, name
+
+
+# ------------------------------------------------------------------ kill anywhere
+
+@pytest.mark.slow
+def test_kill_anywhere_ten_times_is_bit_exact(tmp_path):
+  """tools/kill_anywhere.py: 10 SIGKILLs at random moments (startup, after a random step,
+  during an async checkpoint write), each resumed: parameters, optimizer state and every
+  logged loss equal the uninterrupted run's."""
+  import json
+  r = subprocess.run([sys.executable, "tools/kill_anywhere.py", "--kills=10", "--steps=24",
+                      f"--workdir={tmp_path}"], cwd=helpers.REPO, env=_env(),
+                     capture_output=True, text=True, timeout=3600)
+  out = json.loads(r.stdout.strip().splitlines()[-1])
+  assert out["equal"], out
+  assert out["kills_landed"] >= 8, out
+  assert r.returncode == 0
+
+
+# ------------------------------------------------------------------ two processes
+
+_ONE_HOST = r"""
+import json, sys
+import jax
+from ssl_audio import input_pipeline, train
+from tests import helpers
+data, wd, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+seen = {}
+usable_rows = input_pipeline.usable_rows
+def spy(m, rows, *a):   # the rows this process reads
+  seen["rows"] = [int(r) for r in rows]
+  return usable_rows(m, rows, *a)
+input_pipeline.usable_rows = spy
+c = helpers.tiny(helpers.load_config("temporal_gap"), data, steps=3, batch=batch)
+c.optimizer.name, c.optimizer.learning_rate = "sgd", 1e-3
+c.optimizer.schedule, c.optimizer.warmup_steps = "constant", 0
+c.checkpoint_every_steps = 3
+m = train.train_and_evaluate(c, wd)
+print(json.dumps({"process": jax.process_index(), "count": jax.process_count(),
+                  "devices": jax.device_count(), "rows": seen["rows"], "loss": m.get("loss")}))
+"""
+
+
+def _free_port():
+  import socket
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one(tmp_path):
+  """jax.distributed on localhost (CPU, gloo), 2 processes x 1 device, global batch 8, on a
+  manifest listing each clip twice in a row: each process reads its own half of the rows
+  (0,2,4.. / 1,3,5..), i.e. both see the same clips in the same order, so the global batch is
+  [b, b]. One process on the manifest listing each clip once with batch 4 sees b: its mean
+  gradient and BatchNorm statistics are the same, so the parameters must match."""
+  import json
+  from ssl_audio import manifest
+  clips = helpers.write_clips(tmp_path / "audio", n=4, seconds=12.0)
+  once = manifest.write_manifest(tmp_path / "once.csv", [{"path": str(p)} for p in clips])
+  twice = manifest.write_manifest(tmp_path / "twice.csv",
+                                  [{"path": str(p)} for p in clips for _ in range(2)])
+  env = {**_env(), "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+  one = subprocess.run([sys.executable, "-c", _ONE_HOST, f"manifest:{once}",
+                        str(tmp_path / "one"), "4"], cwd=helpers.REPO, env=env,
+                       capture_output=True, text=True, timeout=1200)
+  assert one.returncode == 0, one.stderr[-3000:]
+  port = _free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, "-c", _ONE_HOST, f"manifest:{twice}", str(tmp_path / "two"), "8"],
+      cwd=helpers.REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      env={**env, "JAX_COORDINATOR_ADDRESS": f"localhost:{port}", "JAX_NUM_PROCESSES": "2",
+           "JAX_PROCESS_ID": str(i), "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"})
+      for i in range(2)]
+  outs = [p.communicate(timeout=1200) for p in procs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  res = sorted((json.loads(o.strip().splitlines()[-1]) for o, _ in outs),
+               key=lambda r: r["process"])
+  assert [(r["count"], r["devices"]) for r in res] == [(2, 2), (2, 2)]
+  assert res[0]["rows"] == [0, 2, 4, 6] and res[1]["rows"] == [1, 3, 5, 7]
+  step_a, a = helpers.final_state(tmp_path / "one")
+  step_b, b = helpers.final_state(tmp_path / "two")
+  assert step_a == step_b == 3
+  diff = helpers.max_abs_diff(a["params"], b["params"])
+  assert diff <= 1e-6, diff
+  assert json.loads(one.stdout.strip().splitlines()[-1])["loss"] == pytest.approx(
+      res[0]["loss"], rel=1e-5)
