@@ -166,33 +166,29 @@ def usable_rows(manifest: Manifest, rows: np.ndarray, min_samples: int, sample_r
   A row's duration is its [start, end] segment, else its ``duration`` column, else the
   file's header (``soundfile.info``; a file whose header cannot be read is left out too).
   """
-  paths = manifest.paths()
-  seg = manifest.segments()
-  listed = np.full(len(manifest), np.nan)
+  rows = np.asarray(rows, dtype=np.int64)
+  seg = manifest.segments()[rows]
+  start = np.nan_to_num(seg[:, 0], nan=0.0)
+  dur = seg[:, 1] - start
   if "duration" in manifest.columns:
-    d = manifest.columns["duration"]
-    listed[d != ""] = d[d != ""].astype(np.float64)
-  min_seconds = (min_samples - 1) / sample_rate   # 1 sample of slack for resampling
-  keep, bad = [], {}
-  for i in rows:
-    start = 0.0 if np.isnan(seg[i, 0]) else seg[i, 0]
-    if not np.isnan(seg[i, 1]):
-      dur = seg[i, 1] - start
-    elif not np.isnan(listed[i]):
-      dur = listed[i]
-    else:
-      try:
-        info = sf.info(paths[i])
-        dur = info.frames / info.samplerate - start
-      except Exception as e:  # noqa: BLE001  (LibsndfileError, RuntimeError, OSError...)
-        bad[paths[i]] = f"cannot read the header: {(str(e) or type(e).__name__).splitlines()[0]}"
-        continue
-    if dur < min_seconds:
-      bad[paths[i]] = (f"too short for the task: {dur:.3f} s, "
-                       f"need {min_samples / sample_rate:.3f} s")
-      continue
-    keep.append(i)
-  return np.asarray(keep, dtype=np.int64), bad
+    listed = manifest.columns["duration"][rows]
+    use = np.isnan(dur) & (listed != "")
+    dur[use] = listed[use].astype(np.float64)
+  bad: dict[str, str] = {}
+  unreadable = np.zeros(len(rows), bool)
+  for j in np.flatnonzero(np.isnan(dur)):   # no segment end, no duration: read the header
+    path = manifest.path(int(rows[j]))
+    try:
+      info = sf.info(path)
+      dur[j] = info.frames / info.samplerate - start[j]
+    except Exception as e:  # noqa: BLE001  (LibsndfileError, RuntimeError, OSError...)
+      bad[path] = f"cannot read the header: {(str(e) or type(e).__name__).splitlines()[0]}"
+      unreadable[j] = True
+  short = ~unreadable & (dur < (min_samples - 1) / sample_rate)   # 1 sample of resampling slack
+  for j in np.flatnonzero(short):
+    bad[manifest.path(int(rows[j]))] = (f"too short for the task: {dur[j]:.3f} s, "
+                                        f"need {min_samples / sample_rate:.3f} s")
+  return rows[~unreadable & ~short], bad
 
 
 def label_index(manifest: Manifest, classes: list[str] | None = None) -> tuple[list[str], np.ndarray]:
