@@ -454,6 +454,7 @@ def test_two_processes_equal_one(tmp_path):
   gradient and BatchNorm statistics are the same, so the parameters must match."""
   import json
   from ssl_audio import manifest
+  (tmp_path / "audio").mkdir()
   clips = helpers.write_clips(tmp_path / "audio", n=4, seconds=12.0)
   once = manifest.write_manifest(tmp_path / "once.csv", [{"path": str(p)} for p in clips])
   twice = manifest.write_manifest(tmp_path / "twice.csv",
