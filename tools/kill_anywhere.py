@@ -101,7 +101,8 @@ def kill_once(workdir: Path, data: Path, steps: int, rng: random.Random, startup
     while p.poll() is None and time.time() - t0 < target:
       time.sleep(0.01)
   elif phase == "step":   # a few steps past the resume point, so every kill lands
-    target = rng.randint(resumed_from + 1, max(resumed_from + 1, min(steps - 1, resumed_from + 4)))
+    last = max(resumed_from + 1, min(steps - 1, resumed_from + 4))
+    target = rng.randint(resumed_from + 1, last)
     while p.poll() is None and not any(s >= target for s, _ in _losses(workdir)[logged_before:]):
       time.sleep(0.005)
     time.sleep(rng.uniform(0.0, 0.3))
