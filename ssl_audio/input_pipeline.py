@@ -11,8 +11,8 @@ Bad input never stops a run. Rows too short for the task (from their segment,
 left out once when the pipeline is built, named in a warning each and counted
 (``filtered_files``). A file that still fails to decode, is empty, silent,
 non-finite or too short becomes a marker that the host-side batcher skips,
-counts (``skipped_files``, per draw) and names once in a warning. Only when every file of the manifest has
-failed does the run stop, with an error that says so.
+counts (``skipped_files``, per draw) and names once in a warning. Only when every
+file of the manifest has failed does the run stop, with an error that says so.
 
 The iterator state (Grain's, plus the skip counters) is a small JSON dict saved
 in every checkpoint, so a resumed run sees exactly the batches the uninterrupted

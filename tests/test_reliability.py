@@ -97,7 +97,8 @@ def test_sigkill_of_the_trainer_leaves_no_grain_workers(audio_folder, tmp_path):
 # ------------------------------------------------------------------ damaged checkpoints
 
 def _largest_data_file(step_dir):
-  files = [f for f in (step_dir / "state").rglob("*") if f.is_file() and "ocdbt.process_" in str(f) and "/d/" in str(f)]
+  files = [f for f in (step_dir / "state").rglob("*")
+           if f.is_file() and "ocdbt.process_" in str(f) and "/d/" in str(f)]
   return max(files, key=lambda f: f.stat().st_size)
 
 
@@ -129,7 +130,8 @@ def _small_checkpoints(workdir, steps=(1, 2)):
   return state
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # Orbax's aborted reads
+# Orbax's aborted reads leave unawaited coroutines behind
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
 def test_damaged_latest_step_falls_back_to_the_previous_one(tmp_path, caplog, damage):
   import numpy as np
@@ -139,7 +141,8 @@ def test_damaged_latest_step_falls_back_to_the_previous_one(tmp_path, caplog, da
   mgr = ckpt.manager(str(tmp_path))
   abstract = ckpt.abstract(state)
   with caplog.at_level("WARNING"):
-    step, (restored, data, meta) = ckpt.restore_latest(mgr, lambda s: ckpt.restore(mgr, s, abstract))
+    step, (restored, data, meta) = ckpt.restore_latest(
+        mgr, lambda s: ckpt.restore(mgr, s, abstract))
   assert step == 1 and meta == {"step": 1} and data == {"grain": 1}
   np.testing.assert_array_equal(
       restored["w"], np.random.default_rng(1).standard_normal((64, 64)).astype(np.float32))
@@ -244,7 +247,8 @@ def test_nonfinite_loss_stops_the_run_keeping_finite_checkpoint(audio_folder, tm
   _tiny_run(tmp_path, audio_folder, steps=2)
   step2 = helpers.final_state(tmp_path)[1]
   monkeypatch.setattr(temporal_gap.TemporalGap, "loss", nan_loss)
-  with pytest.raises(train.NonFiniteLoss, match=r"3 consecutive steps.*max_nonfinite_steps=3.*step 4"):
+  with pytest.raises(train.NonFiniteLoss,
+                     match=r"3 consecutive steps.*max_nonfinite_steps=3.*step 4"):
     _tiny_run(tmp_path, audio_folder, steps=100, max_nonfinite_steps=3)
   step, state = helpers.final_state(tmp_path)
   assert step == 4
@@ -363,8 +367,10 @@ def test_fuzzed_bad_inputs_evaluation(tmp_path):
     ("path,start,end\na.wav,0,1\nb.wav,zero,2\n", r"row 2, column 'start': 'zero' is not a number"),
     ("path,start,end\na.wav,0,1\nb.wav,3,2\n", r"row 2, column 'end': end 2 is not after start 3"),
     ("path,end\na.wav,-1\n", r"row 1, column 'end': '-1' must be a finite number"),
-    ("path,split\na.wav,train\nb.wav,training\n", r"row 2, column 'split': unknown split 'training'"),
-    (b"path,label\na.wav,x\nb.wav,\xff\xfe\n", r"line 3 \(row 2\), column 'label': bytes that are not UTF-8"),
+    ("path,split\na.wav,train\nb.wav,training\n",
+     r"row 2, column 'split': unknown split 'training'"),
+    (b"path,label\na.wav,x\nb.wav,\xff\xfe\n",
+     r"line 3 \(row 2\), column 'label': bytes that are not UTF-8"),
     ("path,label\na.wav,x,extra\n", r"row 1 \(line 2\): 3 fields"),
 ])
 def test_malformed_manifests_name_row_and_column(tmp_path, csv_text, match):
