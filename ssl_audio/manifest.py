@@ -30,10 +30,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
-import itertools
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -155,28 +153,16 @@ def _read_csv(path: Path, f) -> tuple[list[str], list[list[str]]]:
     raise ManifestError(f"{path}: header must have a 'path' column, got {header}")
   if len(set(header)) != len(header):
     raise ManifestError(f"{path}: duplicate columns in header {header}")
-  # Chunks of rows -> columns by zip(*) (C speed for millions of rows); values other than
-  # paths (labels, splits, speakers...) repeat, so one string object serves each value.
-  cols: list[list[str]] = [[] for _ in header]
-  share = [h != "path" for h in header]
-  while chunk := [r for r in itertools.islice(reader, 1 << 16) if r]:
-    if any(len(r) != len(header) for r in chunk):
-      _raise_bad_row_length(path, f, len(header))
-    for col, values, s in zip(cols, zip(*chunk), share):
-      col.extend(map(sys.intern, values) if s else values)
-  return header, cols
-
-
-def _raise_bad_row_length(path: Path, f, n_fields: int) -> None:
-  f.seek(0)
-  reader = csv.reader(f)
-  next(reader)
-  row = 0
+  cols: list[list[str]] = [[] for _ in header]   # as fast as csv's own parsing
   for rec in reader:
-    row += bool(rec)
-    if rec and len(rec) != n_fields:
-      raise ManifestError(f"{path}: row {row} (line {reader.line_num}): "
-                          f"{len(rec)} fields, header has {n_fields}")
+    if not rec:
+      continue
+    if len(rec) != len(header):
+      raise ManifestError(f"{path}: row {len(cols[0]) + 1} (line {reader.line_num}): "
+                          f"{len(rec)} fields, header has {len(header)}")
+    for c, v in zip(cols, rec):
+      c.append(v)
+  return header, cols
 
 
 def _not_utf8(path: Path) -> ManifestError:
