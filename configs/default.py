@@ -14,6 +14,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.log_every_steps = 25
   c.checkpoint_every_steps = 250
   c.keep_checkpoints = 3
+  c.max_nonfinite_steps = 50        # stop after this many non-finite losses in a row (0: never;
+                                    # checked when metrics are logged)
   c.num_devices = 0                 # 0: every device; n: the first n (tests)
   c.distributed = False             # True: jax.distributed.initialize() (multi-host)
 

@@ -11,6 +11,7 @@ import soundfile as sf
 import soxr
 
 SAMPLE_RATE = 16000
+MAX_PEAK = 100.0   # 40 dB above full scale
 
 
 def to_mono(x, channels_last: bool | None = None) -> np.ndarray:
@@ -71,6 +72,9 @@ def load_audio(path: str, sample_rate: int = SAMPLE_RATE, start: float | None = 
   x = to_mono(x, channels_last=True)   # soundfile reads [frames, channels]
   if not np.all(np.isfinite(x)):
     raise BadAudio("NaN or inf samples")
+  peak = float(np.max(np.abs(x)))
+  if peak > MAX_PEAK:   # float files far beyond full scale: garbage, and inf in a log-mel
+    raise BadAudio(f"amplitude {peak:.3g} beyond full scale (> {MAX_PEAK:g})")
   if sr != sample_rate:
     x = soxr.resample(x, sr, sample_rate).astype(np.float32, copy=False)
   if len(x) < min_samples:

@@ -49,6 +49,7 @@ def check_config(c: ml_collections.ConfigDict) -> None:
   _int(c, "log_every_steps", 1)
   _int(c, "checkpoint_every_steps", 1)
   _int(c, "keep_checkpoints", 1)
+  _int(c, "max_nonfinite_steps", 0)
   _int(c, "num_devices", 0)
   _need(c.optimizer.name in ("adam", "adamw", "sgd"), "optimizer.name",
         f"must be adam, adamw or sgd, got {c.optimizer.name!r}")

@@ -6,10 +6,13 @@ decode only that window (soundfile), down-mix, resample (soxr), then let the tas
 cut its slices and targets. Raw audio travels as int16; the log-mel runs on the
 accelerator inside the step.
 
-Bad input never stops a run: a file that fails to decode, is empty, silent,
+Bad input never stops a run. Rows too short for the task (from their segment,
+``duration`` column or file header) and files whose header cannot be read are
+left out once when the pipeline is built, named in a warning each and counted
+(``filtered_files``). A file that still fails to decode, is empty, silent,
 non-finite or too short becomes a marker that the host-side batcher skips,
-counts and names once in a warning. Only when every file of the manifest has
-failed does the run stop, with an error that says so.
+counts (``skipped_files``, per draw) and names once in a warning. Only when every
+file of the manifest has failed does the run stop, with an error that says so.
 
 The iterator state (Grain's, plus the skip counters) is a small JSON dict saved
 in every checkpoint, so a resumed run sees exactly the batches the uninterrupted
@@ -19,6 +22,10 @@ run would have seen.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
+import threading
+import time
 from typing import Any
 
 import grain
@@ -90,6 +97,7 @@ class Batcher:
     self.num_rows = num_rows
     self.skipped = 0
     self.good = 0
+    self.filtered: dict[str, str] = {}   # rows left out when the pipeline was built
     self._consecutive_bad = 0
     self._warned: set[str] = set()
 
@@ -127,6 +135,62 @@ class Batcher:
     self.skipped, self.good = state["skipped"], state["good"]
 
 
+def exit_with_parent(parent_pid: int, worker_index: int = 0, worker_count: int = 0,
+                     poll_s: float = 0.5) -> None:
+  """Grain worker init: the worker exits as soon as its parent (the trainer) is gone.
+
+  A SIGKILLed trainer cannot stop its workers, which otherwise live on holding their
+  memory. A watch thread rather than PR_SET_PDEATHSIG: that fires when the *thread*
+  that spawned the worker ends, and Grain may start workers from a helper thread.
+  ``parent_pid`` comes from the trainer, so a parent that died while the worker was
+  still importing is noticed too.
+  """
+  del worker_index, worker_count
+
+  def watch():
+    while os.getppid() == parent_pid:
+      time.sleep(poll_s)
+    os._exit(1)   # reparented: the trainer died
+
+  if os.getppid() != parent_pid:
+    os._exit(1)
+
+  threading.Thread(target=watch, name="exit_with_parent", daemon=True).start()
+
+
+def usable_rows(manifest: Manifest, rows: np.ndarray, min_samples: int, sample_rate: int
+                ) -> tuple[np.ndarray, dict[str, str]]:
+  """The rows long enough for the task, from their durations, checked once when the pipeline
+  is built (instead of a skip at every draw); and {path: reason} for the others.
+
+  A row's duration is its [start, end] segment, else its ``duration`` column, else the
+  file's header (``soundfile.info``; a file whose header cannot be read is left out too).
+  """
+  rows = np.asarray(rows, dtype=np.int64)
+  seg = manifest.segments()[rows]
+  start = np.nan_to_num(seg[:, 0], nan=0.0)
+  dur = seg[:, 1] - start
+  if "duration" in manifest.columns:
+    listed = manifest.columns["duration"][rows]
+    use = np.isnan(dur) & (listed != "")
+    dur[use] = listed[use].astype(np.float64)
+  bad: dict[str, str] = {}
+  unreadable = np.zeros(len(rows), bool)
+  for j in np.flatnonzero(np.isnan(dur)):   # no segment end, no duration: read the header
+    path = manifest.path(int(rows[j]))
+    try:
+      info = sf.info(path)
+      dur[j] = info.frames / info.samplerate - start[j]
+    except Exception as e:  # noqa: BLE001  (LibsndfileError, RuntimeError, OSError...)
+      bad[path] = f"cannot read the header: {(str(e) or type(e).__name__).splitlines()[0]}"
+      unreadable[j] = True
+  short = ~unreadable & (dur < (min_samples - 1) / sample_rate)   # 1 sample of resampling slack
+  for j in np.flatnonzero(short):
+    bad[manifest.path(int(rows[j]))] = (f"too short for the task: {dur[j]:.3f} s, "
+                                        f"need {min_samples / sample_rate:.3f} s")
+  return rows[~unreadable & ~short], bad
+
+
 def label_index(manifest: Manifest, classes: list[str] | None = None) -> tuple[list[str], np.ndarray]:
   classes = classes or manifest.labels()
   lookup = {c: k for k, c in enumerate(classes)}
@@ -152,6 +216,15 @@ def make_train_iterator(manifest: Manifest, task: Task, batch_size: int, seed: i
   if len(rows) == 0:
     raise ValueError(f"{manifest.name}: {len(manifest)} rows cannot be shared by "
                      f"{jax.process_count()} hosts")
+  rows, filtered = usable_rows(manifest, rows, task.min_samples, sample_rate)
+  for path, reason in filtered.items():
+    logging.warning("leaving out audio %s: %s", path, reason)
+  if filtered:
+    logging.warning("%s: left out %d of %d rows (too short or unreadable), %d left",
+                    manifest.name, len(filtered), len(filtered) + len(rows), len(rows))
+  if len(rows) == 0:
+    raise AllFilesBad(f"{manifest.name}: no usable audio: every one of {len(filtered)} rows is "
+                      f"too short for the task or unreadable (e.g. {next(iter(filtered.items()))})")
   ds = (grain.MapDataset.source(rows.tolist())
         .shuffle(seed=seed)
         .repeat(None)
@@ -163,5 +236,8 @@ def make_train_iterator(manifest: Manifest, task: Task, batch_size: int, seed: i
     if not flags.FLAGS.is_parsed():
       flags.FLAGS.mark_as_parsed()
     it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers,
-                                                           per_worker_buffer_size=batch_size))
-  return Batcher(iter(it_ds), batch_size, len(rows))
+                                                           per_worker_buffer_size=batch_size),
+                              worker_init_fn=functools.partial(exit_with_parent, os.getpid()))
+  batcher = Batcher(iter(it_ds), batch_size, len(rows))
+  batcher.filtered = filtered
+  return batcher

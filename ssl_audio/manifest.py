@@ -128,55 +128,104 @@ class Manifest:
 
 
 def read_manifest(path: str | os.PathLike) -> Manifest:
-  """Reads a manifest CSV and checks its columns."""
+  """Reads a manifest CSV and checks its columns; errors name the row and column."""
   path = Path(path)
   if not path.is_file():
     raise ManifestError(f"manifest not found: {path}")
-  with open(path, newline="", encoding="utf-8") as f:
-    reader = csv.reader(f)
-    try:
-      header = [h.strip() for h in next(reader)]
-    except StopIteration:
-      raise ManifestError(f"{path}: empty manifest (no header)") from None
-    if "path" not in header:
-      raise ManifestError(f"{path}: header must have a 'path' column, got {header}")
-    if len(set(header)) != len(header):
-      raise ManifestError(f"{path}: duplicate columns in header {header}")
-    cols: list[list[str]] = [[] for _ in header]
-    for lineno, rec in enumerate(reader, start=2):
-      if not rec:
-        continue
-      if len(rec) != len(header):
-        raise ManifestError(f"{path}:{lineno}: {len(rec)} fields, header has {len(header)}")
-      for c, v in zip(cols, rec):
-        c.append(v)
+  try:
+    with open(path, newline="", encoding="utf-8") as f:
+      header, cols = _read_csv(path, f)
+  except UnicodeDecodeError as e:
+    raise _not_utf8(path) from e
   m = Manifest({h: np.array(c, dtype=object) for h, c in zip(header, cols)},
                path.parent, str(path))
   check_columns(m)
   return m
 
 
+def _read_csv(path: Path, f) -> tuple[list[str], list[list[str]]]:
+  reader = csv.reader(f)
+  try:
+    header = [h.strip() for h in next(reader)]
+  except StopIteration:
+    raise ManifestError(f"{path}: empty manifest (no header)") from None
+  if "path" not in header:
+    raise ManifestError(f"{path}: header must have a 'path' column, got {header}")
+  if len(set(header)) != len(header):
+    raise ManifestError(f"{path}: duplicate columns in header {header}")
+  cols: list[list[str]] = [[] for _ in header]   # as fast as csv's own parsing
+  for rec in reader:
+    if not rec:
+      continue
+    if len(rec) != len(header):
+      raise ManifestError(f"{path}: row {len(cols[0]) + 1} (line {reader.line_num}): "
+                          f"{len(rec)} fields, header has {len(header)}")
+    for c, v in zip(cols, rec):
+      c.append(v)
+  return header, cols
+
+
+def _not_utf8(path: Path) -> ManifestError:
+  """Where the first non-UTF-8 byte is: line, row and column (by counting commas)."""
+  data = path.read_bytes()
+  try:
+    data.decode("utf-8")
+    return ManifestError(f"{path}: not UTF-8")
+  except UnicodeDecodeError as e:
+    start = data.rfind(b"\n", 0, e.start) + 1
+    line = data.count(b"\n", 0, e.start) + 1
+    header = data[:data.find(b"\n")].decode("utf-8", "replace").strip().split(",")
+    k = data.count(b",", start, e.start)
+    col = header[k].strip() if k < len(header) else f"field {k + 1}"
+    return ManifestError(f"{path}: line {line} (row {line - 1}), column {col!r}: bytes that "
+                         f"are not UTF-8 ({data[e.start:e.end]!r} at byte {e.start}); "
+                         "save the manifest as UTF-8")
+
+
+def _bad_row(m: Manifest, i: int, col: str, msg: str) -> ManifestError:
+  path = m.columns["path"][i]
+  return ManifestError(f"{m.name}: row {i + 1}, column {col!r}: {msg} (path {path!r})")
+
+
+def _numbers(m: Manifest, col: str) -> np.ndarray:
+  """A numeric column as float64 (NaN where empty); the first bad value is an error."""
+  v = m.columns[col]
+  out = np.full(len(v), np.nan)
+  filled = v != ""
+  try:
+    out[filled] = v[filled].astype(np.float64)
+  except ValueError:
+    for i in np.flatnonzero(filled):
+      try:
+        float(v[i])
+      except ValueError:
+        raise _bad_row(m, i, col, f"{v[i]!r} is not a number") from None
+  bad = filled & ~(np.isfinite(out) & (out >= 0))
+  if bad.any():
+    i = int(np.flatnonzero(bad)[0])
+    raise _bad_row(m, i, col, f"{v[i]!r} must be a finite number >= 0 (seconds)")
+  return out
+
+
 def check_columns(m: Manifest) -> None:
-  """Checks values that would otherwise fail deep inside a run."""
+  """Checks values that would otherwise fail deep inside a run; errors name row and column."""
   if len(m) == 0:
     raise ManifestError(f"{m.name}: manifest has no rows")
-  if any(p == "" for p in m.columns["path"]):
-    raise ManifestError(f"{m.name}: empty 'path' value")
+  empty = m.columns["path"] == ""
+  if empty.any():
+    raise _bad_row(m, int(np.flatnonzero(empty)[0]), "path", "empty")
   if "split" in m.columns:
-    bad = set(m.columns["split"]) - set(SPLITS) - {""}
-    if bad:
-      raise ManifestError(f"{m.name}: unknown split values {sorted(bad)}; use {SPLITS}")
-  for col in ("start", "end", "duration"):
-    if col in m.columns:
-      for v in m.columns[col]:
-        if v == "":
-          continue
-        try:
-          x = float(v)
-        except ValueError:
-          raise ManifestError(f"{m.name}: column {col!r} has non-numeric value {v!r}") from None
-        if not np.isfinite(x) or x < 0:
-          raise ManifestError(f"{m.name}: column {col!r} has invalid value {v!r}")
+    bad = ~np.isin(m.columns["split"], list(SPLITS) + [""])
+    if bad.any():
+      i = int(np.flatnonzero(bad)[0])
+      raise _bad_row(m, i, "split", f"unknown split {m.columns['split'][i]!r}; use {SPLITS}")
+  nums = {col: _numbers(m, col) for col in ("start", "end", "duration") if col in m.columns}
+  if "start" in nums and "end" in nums:
+    bad = nums["end"] <= nums["start"]   # False where either is empty (NaN)
+    if bad.any():
+      i = int(np.flatnonzero(bad)[0])
+      raise _bad_row(m, i, "end", f"end {m.columns['end'][i]} is not after start "
+                     f"{m.columns['start'][i]}")
 
 
 def write_manifest(path: str | os.PathLike, rows: Iterable[Mapping[str, object]],

@@ -24,11 +24,19 @@ def maybe_initialize_distributed(config) -> None:
 
   ``config.distributed`` True, or the usual cluster variables (Cloud TPU pods set
   them; so does SLURM), start the multi-host runtime. Must run before any JAX call.
+  By hand: ``JAX_COORDINATOR_ADDRESS=host:port JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=i``
+  (on CPU also ``JAX_CPU_COLLECTIVES_IMPLEMENTATION=gloo``).
   """
   wanted = bool(config.get("distributed", False))
   env = any(k in os.environ for k in ("JAX_COORDINATOR_ADDRESS", "COORDINATOR_ADDRESS"))
   if wanted or env:
-    jax.distributed.initialize()
+    # Without a cluster to detect (e.g. several processes on one machine), these two
+    # variables give what jax.distributed cannot read from the environment itself.
+    counts = {}
+    if "JAX_NUM_PROCESSES" in os.environ and "JAX_PROCESS_ID" in os.environ:
+      counts = dict(num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+                    process_id=int(os.environ["JAX_PROCESS_ID"]))
+    jax.distributed.initialize(**counts)
     logging.info("jax.distributed: process %d of %d, %d local / %d global devices",
                  jax.process_index(), jax.process_count(), jax.local_device_count(),
                  jax.device_count())

@@ -85,20 +85,32 @@ def load_pretrained(workdir: str, step: int | None = None, batch_size: int = 256
   overrides the checkpoint's ``encoder.quant`` ("w8a8": post-training int8 of a float
   checkpoint, ssl_audio.quant; "none": a QAT checkpoint in float).
   """
-  meta, step = ckpt.read_meta(workdir, step)   # names a missing workdir or step
-  workdir, _ = resolve_checkpoint(workdir, step)
+  workdir, step = resolve_checkpoint(workdir, step)
+  steps = ckpt.check_steps(workdir, step)   # names a missing workdir or step
   mgr = ckpt.manager(workdir, read_only=True)
   try:
-    config, task, model = task_and_model(meta)
-    if quant is not None:   # the checkpoint's tree is the float one either way
-      from ssl_audio import quant as quant_lib
-      enc = dict(meta["config"]["encoder"], quant=quant_lib.check_mode(quant, "quant"))
-      meta = dict(meta, config=dict(meta["config"], encoder=enc))
     mesh = mesh or parallel.make_mesh()
-    abstract = state_lib.abstract_train_state(config, task, model, parallel.replicated(mesh))
-    state, _, _ = ckpt.restore(mgr, step, abstract)
+
+    def load(step):
+      meta = ckpt.restore_meta(mgr, step)
+      config, task, model = task_and_model(meta)   # the checkpoint's tree is the float one
+      abstract = state_lib.abstract_train_state(config, task, model, parallel.replicated(mesh))
+      return meta, ckpt.restore(mgr, step, abstract)[0]
+
+    if step is None:   # the newest step that restores; damaged newer ones are named in a warning
+      step, (meta, state) = ckpt.restore_latest(mgr, load)
+    else:
+      try:
+        meta, state = load(step)
+      except ckpt.DamagedCheckpoint as e:
+        others = sorted(s for s in steps if s != step)
+        raise ckpt.DamagedCheckpoint(f"{e}; other steps in {workdir}: {others}") from None
   finally:
     mgr.close()
+  if quant is not None:
+    from ssl_audio import quant as quant_lib
+    enc = dict(meta["config"]["encoder"], quant=quant_lib.check_mode(quant, "quant"))
+    meta = dict(meta, config=dict(meta["config"], encoder=enc))
   return _pretrained(meta, state.variables(), step=int(step), workdir=workdir,
                      kind="checkpoint", batch_size=batch_size, mesh=mesh, features=features)
 

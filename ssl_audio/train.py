@@ -50,9 +50,9 @@ def with_input_stats(config: ml_collections.ConfigDict, manifest, mgr) -> ml_col
   if config.encoder.input_norm != "pool":
     return config
   config = ml_collections.ConfigDict(config.to_dict())   # the caller's config is not changed
-  step = mgr.latest_step()
-  if step is not None:
-    enc = ckpt.restore_meta(mgr, step)["config"]["encoder"]
+  if mgr.latest_step() is not None:
+    _, meta = ckpt.restore_latest(mgr, lambda step: ckpt.restore_meta(mgr, step))
+    enc = meta["config"]["encoder"]
     mean, std = enc["input_mean"], enc["input_std"]
   else:
     mean, std = normalization.log_mel_stats(manifest, fe.FrontendConfig.from_dict(config.frontend),
@@ -100,6 +100,25 @@ def make_train_step(model, task: tasks.Task, tx: optax.GradientTransformation,
 
   return parallel.shard_step(per_device, mesh, in_specs=(P(), P(DATA_AXIS)),
                              out_specs=(P(), P()), donate_argnums=(0,))
+
+
+class NonFiniteLoss(RuntimeError):
+  """The loss stayed non-finite for config.max_nonfinite_steps steps in a row."""
+
+
+def _log_means(host: list[dict]) -> dict:
+  """Per-key means over the steps since the last log; a skipped (non-finite) step's values
+  are left out, so one bad batch does not turn the logged loss into NaN."""
+  ok = [m for m in host if not m["nonfinite"]] or host
+  out = {k: float(np.mean([m[k] for m in ok])) for k in host[0]}
+  out["nonfinite"] = float(np.sum([m["nonfinite"] for m in host]))
+  return out
+
+
+def _nonfinite_streak(streak: int, host: list[dict]) -> int:
+  for m in host:
+    streak = streak + 1 if m["nonfinite"] else 0
+  return streak
 
 
 class _StopSignal:
@@ -177,8 +196,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       task.frontend.sample_rate)
   start = 0
   if mgr.latest_step() is not None:
-    start = mgr.latest_step()
-    state, data_state, _ = ckpt.restore(mgr, start, ckpt.abstract(state))
+    abstract = ckpt.abstract(state)
+    # A damaged newest step (truncated file, half-written) is skipped, named, and set aside.
+    start, (state, data_state, _) = ckpt.restore_latest(
+        mgr, lambda step: ckpt.restore(mgr, step, abstract))
+    ckpt.set_aside_after(mgr, start)
     state = jax.device_put(state, parallel.replicated(mesh))
     if data_state:
       data_it.set_state(data_state)
@@ -190,7 +212,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   writer = MetricWriter(workdir, enabled=is_chief)
   if start == 0 and config.num_train_steps == 0:
     ckpt.save(mgr, 0, state, data_it.get_state(), meta)   # the Untrained baseline
-    mgr.wait_until_finished()
+    ckpt.wait(mgr)
     writer.close()
     return {}
 
@@ -210,6 +232,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   step_fn = make_train_step(model, task, tx, schedule, mesh, seed=config.seed)
   pending: list[dict] = []
   last: dict = {}
+  streak = 0   # consecutive non-finite steps, counted when the metrics reach the host
   t_log, n_log = time.time(), 0
   bar = _progress(config.num_train_steps, start)
   with _StopSignal() as stop:
@@ -227,15 +250,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       if step % config.log_every_steps == 0 or final or stop.received:
         host = jax.device_get(pending)
         dt = time.time() - t_log
-        last = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+        last = _log_means(host)
+        streak = _nonfinite_streak(streak, host)
         last.update(steps_per_s=n_log / dt, examples_per_s=n_log * config.batch_size / dt,
-                    skipped_files=data_it.skipped)
+                    skipped_files=data_it.skipped, filtered_files=len(data_it.filtered))
         writer.write(step, last)
         if bar is not None:
           bar.set_postfix(loss=f"{last['loss']:.4f}", base=f"{last.get('baseline_loss', float('nan')):.4f}")
         else:
           logging.info("step %d: %s", step, " ".join(f"{k}={v:.4g}" for k, v in last.items()))
         pending, t_log, n_log = [], time.time(), 0
+        if config.max_nonfinite_steps and streak >= config.max_nonfinite_steps:
+          ckpt.wait(mgr)
+          writer.close()
+          good = mgr.latest_step()
+          kept = "no checkpoint yet" if good is None else f"step {good} in {mgr.directory}"
+          raise NonFiniteLoss(
+              f"the loss was NaN or inf for {streak} consecutive steps (up to step {step}; "
+              f"config.max_nonfinite_steps={config.max_nonfinite_steps}): stopping. Those updates "
+              f"were skipped, so the last checkpoint ({kept}) holds finite parameters. Lower "
+              "optimizer.learning_rate, set optimizer.grad_clip_norm, or check the data")
       due = [ev for ev in evals if step % ev.every_steps == 0 or final]
       if due:
         last.update(run_evaluators(due, step))
@@ -246,6 +280,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         break
   if bar is not None:
     bar.close()
-  mgr.wait_until_finished()
+  ckpt.wait(mgr)
   writer.close()
   return last

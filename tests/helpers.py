@@ -110,3 +110,64 @@ def max_abs_diff(a, b) -> float:
   assert len(la) == len(lb) and len(la) > 0
   return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
              for x, y in zip(la, lb))
+
+
+def write_bad_inputs(folder: Path, seconds: float = 5.0, sr: int = 16000) -> dict[str, dict]:
+  """Writes one file of every bad kind into ``folder`` (fuzzing the input pipeline).
+
+  Returns {file name: {"kind", "train", "eval"}}: what training does with it ("left out"
+  once when the pipeline is built, "skipped" at each draw and named once, or "used"), and
+  what the evaluation does ("skipped" and counted, or "used").
+  """
+  folder.mkdir(parents=True, exist_ok=True)
+  n = int(seconds * sr)
+  rng = np.random.default_rng(7)
+  noise = (0.1 * rng.standard_normal(n)).astype(np.float32)
+  out = {}
+
+  def add(name, kind, train, eval_):
+    out[name] = {"kind": kind, "train": train, "eval": eval_}
+
+  sf.write(folder / "full.wav", noise, sr)
+  (folder / "truncated_header.wav").write_bytes((folder / "full.wav").read_bytes()[:30])
+  (folder / "full.wav").unlink()
+  add("truncated_header.wav", "truncated header", "left out", "skipped")
+  (folder / "zero_length.wav").write_bytes(b"")
+  add("zero_length.wav", "zero-length file", "left out", "skipped")
+  for name, value in (("nan.wav", np.nan), ("inf.wav", np.inf)):
+    x = noise.copy()
+    x[n // 2] = value
+    sf.write(folder / name, x, sr, subtype="FLOAT")
+    add(name, f"{value} sample", "skipped", "skipped")
+  sf.write(folder / "huge_amplitude.wav", noise * 1e7, sr, subtype="FLOAT")
+  add("huge_amplitude.wav", "amplitude 1e6 (float WAV)", "skipped", "skipped")
+  sf.write(folder / "eight_channel_96k.wav",
+           (0.1 * rng.standard_normal((int(seconds * 96000), 8))).astype(np.float32), 96000)
+  add("eight_channel_96k.wav", "8 channels at 96 kHz", "used", "used")
+  sf.write(folder / "one_sample.wav", np.array([0.5], np.float32), sr)
+  add("one_sample.wav", "1 sample", "left out", "used")   # eval pads a short clip to a slice
+  (folder / "text.wav").write_text("this is not audio\n")
+  add("text.wav", "a text file named .wav", "left out", "skipped")
+  sf.write(folder / "unreadable.wav", noise, sr)
+  os.chmod(folder / "unreadable.wav", 0)
+  readable = os.access(folder / "unreadable.wav", os.R_OK)   # root reads it anyway
+  add("unreadable.wav", "mode 000" + (" (readable: root)" if readable else ""),
+      "used" if readable else "left out", "used" if readable else "skipped")
+  (folder / "directory.flac").mkdir()
+  add("directory.flac", "a directory named .flac", "left out", "skipped")
+  (folder / "broken_link.wav").symlink_to(folder / "missing_target.wav")
+  add("broken_link.wav", "a broken symlink", "left out", "skipped")
+  return out
+
+
+def bad_input_manifest(folder: Path, good: int = 6, seconds: float = 12.0
+                       ) -> tuple[Path, dict[str, dict]]:
+  """Good clips plus every bad kind in one folder, and a labelled manifest of all of them
+  (a folder scan would not list the directory nor the broken symlink)."""
+  folder.mkdir(parents=True, exist_ok=True)
+  good_paths = write_clips(folder, n=good, seconds=seconds)
+  bad = write_bad_inputs(folder)
+  from ssl_audio.manifest import write_manifest
+  names = [p.name for p in good_paths] + sorted(bad)
+  rows = [{"path": name, "label": "ab"[k % 2]} for k, name in enumerate(names)]
+  return write_manifest(folder / "manifest.csv", rows), bad
