@@ -57,7 +57,7 @@ def client_body(model, task, tx: optax.GradientTransformation, schedule, batchno
     if batchnorm == "average" and stats:
       upload["batch_stats"] = jax.tree.map(jnp.subtract, state.batch_stats, stats)
     metrics = jax.tree.map(jnp.mean, metrics)
-    metrics["update_norm"] = optax.global_norm(upload)
+    metrics["update_norm"] = optax.tree.norm(upload)
     if clip_norm:
       upload = dp.clip(upload, clip_norm)
     return upload, state.batch_stats, metrics

@@ -18,7 +18,7 @@ import optax
 
 def clip(tree, clip_norm: float):
   """``tree`` scaled down to global L2 norm <= clip_norm (unchanged when already inside)."""
-  norm = optax.global_norm(tree)
+  norm = optax.tree.norm(tree)
   scale = jnp.minimum(1.0, clip_norm / jnp.maximum(norm, 1e-30))
   return jax.tree.map(lambda x: (x * scale).astype(x.dtype), tree)
 
