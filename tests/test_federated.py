@@ -419,3 +419,42 @@ def test_sigkill_then_resume_is_bit_exact(speakers, tmp_path, extra):
     assert 0 < ea[1] < ea[8]
     meta = json.load(open(ref / "checkpoints" / "8" / "meta" / "metadata"))
     assert meta["federated"]["dp"]["epsilon"] == pytest.approx(ea[8])
+
+
+# ============================================================================ Flower
+
+@pytest.mark.slow
+def test_flower_simulation_matches_the_in_process_loop(speakers, tmp_path):
+  """2 clients x 2 rounds through Flower's simulation engine (Ray) == python main.py."""
+  pytest.importorskip("flwr")
+  pytest.importorskip("ray")
+  from flwr.simulation import run_simulation
+  from ssl_audio.federated import flower_app
+  two = tmp_path / "two.csv"
+  m = manifest_lib.read_manifest(speakers / "manifest.csv")
+  manifest_lib.write_manifest(two, [{"path": m.path(i), "speaker": m.columns["speaker"][i]}
+                                    for i in range(len(m)) if m.columns["speaker"][i] != "a"])
+  overrides = " ".join([
+      f"data.pretrain=manifest:{two}", "batch_size=4", "data.num_workers=0",
+      "task.window_seconds=4.0", "frontend.slice_frames=32", "frontend.n_mels=32",
+      "encoder.width=0.25", "encoder.embedding_dim=16", "federated.rounds=2",
+      "federated.clients_per_round=2", "federated.local_steps=2", "federated.group_by=speaker",
+      "federated.log_every_rounds=1",
+      "federated.server_optimizer=adam", "federated.server_learning_rate=0.01"])
+  cfg_file = str(helpers.REPO / "configs" / "federated_temporal_gap.py")
+  ref = tmp_path / "ref"
+  loop.train_and_evaluate(flower_app.load_config(cfg_file, overrides), str(ref))
+  fl = tmp_path / "flower"
+  server_app, client_app = flower_app.make_apps(**{"config-file": cfg_file, "overrides": overrides,
+                                                   "workdir": str(fl)})
+  run_simulation(server_app, client_app, num_supernodes=2,
+                 backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}})
+  a, b = _metrics(ref), _metrics(fl)
+  assert [r["step"] for r in a] == [r["step"] for r in b] == [1, 2]
+  for ra, rb in zip(a, b):
+    assert rb["clients"] == 2
+    for k in ("loss", "baseline_loss", "update_norm"):
+      np.testing.assert_allclose(rb[k], ra[k], rtol=1e-5)
+  _, sa = helpers.final_state(ref)
+  _, sb = helpers.final_state(fl)
+  assert helpers.max_abs_diff(sa["params"], sb["params"]) < 1e-5

@@ -11,6 +11,9 @@ num_clients), which is what the accountant assumes. The privacy loss is counted 
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -31,6 +34,19 @@ def add_noise(tree, key, stddev: float):
   return jax.tree.unflatten(treedef, noisy)
 
 
+@contextlib.contextmanager
+def _quiet_accountant():
+  """The RDP accountant logs a warning for every fractional order it drops (hundreds per
+  calibration at large sampling rates); the ε it returns is over the remaining orders."""
+  logger = logging.getLogger("absl")
+  level = logger.level
+  logger.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
 def _event(noise_multiplier: float, sampling_rate: float, rounds: int):
   import dp_accounting as dpa
   return dpa.SelfComposedDpEvent(
@@ -42,14 +58,16 @@ def epsilon(noise_multiplier: float, sampling_rate: float, rounds: int, delta: f
   import dp_accounting as dpa
   if rounds <= 0:
     return 0.0
-  acc = dpa.rdp.RdpAccountant()
-  acc.compose(_event(noise_multiplier, sampling_rate, rounds))
-  return float(acc.get_epsilon(delta))
+  with _quiet_accountant():
+    acc = dpa.rdp.RdpAccountant()
+    acc.compose(_event(noise_multiplier, sampling_rate, rounds))
+    return float(acc.get_epsilon(delta))
 
 
 def calibrate_noise(target_epsilon: float, sampling_rate: float, rounds: int, delta: float) -> float:
   """The smallest noise multiplier whose ε after ``rounds`` rounds is <= target_epsilon."""
   import dp_accounting as dpa
-  return float(dpa.calibrate_dp_mechanism(
-      dpa.rdp.RdpAccountant, lambda z: _event(z, sampling_rate, rounds), target_epsilon, delta,
-      bracket_interval=dpa.ExplicitBracketInterval(1e-3, 1e3), tol=1e-4))
+  with _quiet_accountant():
+    return float(dpa.calibrate_dp_mechanism(
+        dpa.rdp.RdpAccountant, lambda z: _event(z, sampling_rate, rounds), target_epsilon, delta,
+        bracket_interval=dpa.ExplicitBracketInterval(1e-3, 1e3), tol=1e-4))
