@@ -246,6 +246,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         t_log = time.time()
       if done % f.checkpoint_every_rounds == 0 or final or stop.received:
         data_state = {"round": done, "examples_seen": examples_seen, "skipped": sampler.skipped}
+        if priv:
+          data_state["epsilon"] = rec["epsilon"]    # spent so far (meta: the whole run's)
         ckpt.save(mgr, done, state, data_state, meta, server=server)
       if stop.received:
         break
