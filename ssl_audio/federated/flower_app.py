@@ -24,6 +24,7 @@ import ast
 import importlib.util
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -50,13 +51,19 @@ from ssl_audio.federated.loop import client_key
 from ssl_audio.metric_writer import MetricWriter
 
 WEIGHT = "num-examples"   # FedAvg's weight key: the client's clips
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ============================================================================ config
 
 def load_config(config_file: str, overrides: str = "") -> ml_collections.ConfigDict:
-  """configs/<x>.py's get_config() with ``key=value`` overrides (Python literals)."""
-  spec = importlib.util.spec_from_file_location("flower_config", config_file)
+  """configs/<x>.py's get_config() with ``key=value`` overrides (Python literals). A
+  relative path that does not exist from here is taken from the repository root (Flower
+  runs apps from its own folders)."""
+  path = Path(config_file).expanduser()
+  if not path.is_file() and not path.is_absolute():
+    path = REPO / path
+  spec = importlib.util.spec_from_file_location("flower_config", path)
   mod = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(mod)
   c = mod.get_config()
@@ -226,8 +233,9 @@ def server_main(grid: Grid, rc: dict) -> FederatedStrategy:
   num_nodes = len(list(grid.get_node_ids())) or c.federated.clients_per_round
   strategy = FederatedStrategy(c, variables, num_nodes)
   strategy.start(grid, to_record(variables), num_rounds=c.federated.rounds)
-  if rc.get("workdir"):
-    save(str(rc["workdir"]), cc, task, model, strategy)
+  if rc.get("workdir"):   # relative: to the repository root, as config-file
+    wd = Path(str(rc["workdir"])).expanduser()
+    save(str(wd if wd.is_absolute() else REPO / wd), cc, task, model, strategy)
   return strategy
 
 
