@@ -39,6 +39,8 @@ def check_config(c: ml_collections.ConfigDict) -> None:
   _need(f.client_parallelism in PARALLELISM, "federated.client_parallelism",
         f"must be one of {PARALLELISM}, got {f.client_parallelism!r}")
   _need(isinstance(f.iid, bool), "federated.iid", f"must be True or False, got {f.iid!r}")
+  _need(isinstance(f.unroll_local_steps, bool), "federated.unroll_local_steps",
+        f"must be True or False, got {f.unroll_local_steps!r}")
   cols = group_columns(c)
   _need(bool(cols), "federated.group_by", "must name at least one column (e.g. speaker,source,file)")
   _need(len(set(cols)) == len(cols), "federated.group_by", f"repeats a column: {f.group_by!r}")

@@ -146,7 +146,7 @@ class _Worker:
     self.model = state_lib.build_model(self.task)
     tx, schedule = state_lib.make_optimizer(cc)
     self.update = make_client_update(self.model, self.task, tx, schedule, parallel.make_mesh(1),
-                                     c.federated.batchnorm)
+                                     c.federated.batchnorm, unroll=c.federated.unroll_local_steps)
     self.sampler = clients_lib.ClientSampler(m, self.task, self.clients, c.batch_size,
                                              c.federated.local_steps, c.seed, c.data.num_workers,
                                              classes or None, self.task.frontend.sample_rate)

@@ -75,7 +75,8 @@ class Round:
     self.f, self.c, self.mesh = f, c, mesh
     self.vmap = f.client_parallelism == "vmap"
     self.update = make_client_update(run.model, run.task, run.tx, run.schedule, mesh,
-                                     f.batchnorm, clip_norm, vmap=self.vmap)
+                                     f.batchnorm, clip_norm, vmap=self.vmap,
+                                     unroll=f.unroll_local_steps)
     lead = (None, None) if self.vmap else (None,)
     self.batch_sharding = NamedSharding(mesh, P(*lead, DATA_AXIS))
 
