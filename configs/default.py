@@ -62,7 +62,7 @@ def get_config() -> ml_collections.ConfigDict:
       server_learning_rate=1.0, server_momentum=0.0,
       batchnorm="average",              # average: statistics averaged like weights; local: stay on the client
       client_parallelism="sequential",  # sequential | vmap
-      unroll_local_steps=True,          # one straight XLA program (XLA:CPU loops are ~8x slower)
+      unroll_local_steps=True,          # straight-line local steps (XLA:CPU loops are ~10x slower)
       log_every_rounds=1, checkpoint_every_rounds=25,
       dp=ml_collections.ConfigDict(dict(
           enabled=False, clip_norm=1.0,
