@@ -54,6 +54,25 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.train = ""                   # labelled data for supervised tasks
   c.data.num_workers = 2              # decoding processes; 0 decodes in the main process
 
+  # Federated pretraining (ssl_audio/federated/): rounds > 0 makes `python main.py` run
+  # FedAvg over the clients of data.pretrain instead of centralised steps; README
+  # "Federated pretraining". Clients train with `optimizer` (constant learning rate).
+  c.federated = ml_collections.ConfigDict(dict(
+      rounds=0, clients_per_round=4, local_steps=1,
+      group_by="speaker,source,file",   # per row, the first non-empty of these is its client
+      iid=False,                        # True: clips reshuffled across clients (same sizes)
+      server_optimizer="sgd",           # sgd | adam (FedAdam); FedAvg = sgd with lr 1
+      server_learning_rate=1.0, server_momentum=0.0,
+      batchnorm="average",              # average: statistics averaged like weights; local: stay on the client
+      client_parallelism="sequential",  # sequential | vmap
+      unroll_local_steps=True,          # straight-line local steps (XLA:CPU loops are ~10x slower)
+      log_every_rounds=1, checkpoint_every_rounds=25,
+      dp=ml_collections.ConfigDict(dict(
+          enabled=False, clip_norm=1.0,
+          noise_multiplier=0.0,         # > 0: given; 0 with target_epsilon > 0: calibrated
+          target_epsilon=0.0,
+          delta=0.0))))                 # 0: 1 / number of clients
+
   # In-training probes: name -> ConfigDict(task=..., every_steps=...); see eval/.
   c.evals = ml_collections.ConfigDict()
   return c

@@ -7,6 +7,8 @@ that loads a checkpoint (eval, notebooks, HEAR) rebuilds exactly the trained mod
 A step that exists but cannot be restored (a truncated or missing file, corrupt
 metadata) raises ``DamagedCheckpoint`` naming it; ``restore_latest`` falls back to
 the newest step that restores, with a warning naming each damaged one.
+A federated run adds ``server`` (the server optimizer, RNG, clients' local state):
+loaders that only want the model never read it.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def manager(workdir: str, max_to_keep: int = 3, read_only: bool = False,
       max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
       enable_async_checkpointing=async_save, cleanup_tmp_directories=not read_only)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
-                               item_names=("state", "data", "meta"))
+                               item_names=("state", "data", "meta", "server"))
 
 
 class SaveFailed(RuntimeError):
@@ -71,13 +73,14 @@ def _save_failed(mgr: ocp.CheckpointManager, step: int | None, e: Exception) -> 
 
 
 def save(mgr: ocp.CheckpointManager, step: int, state: Any, data_state: dict | None,
-         meta: dict) -> bool:
+         meta: dict, server: Any = None) -> bool:
   """Starts an (async) save; raises SaveFailed for it or for the previous async save."""
+  items = dict(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state or {}),
+               meta=ocp.args.JsonSave(meta))
+  if server is not None:
+    items["server"] = ocp.args.StandardSave(server)
   try:
-    return mgr.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        data=ocp.args.JsonSave(data_state or {}),
-        meta=ocp.args.JsonSave(meta)), force=True)
+    return mgr.save(step, args=ocp.args.Composite(**items), force=True)
   except Exception as e:  # TensorStore: ValueError("RESOURCE_EXHAUSTED ..."), OSError...
     raise _save_failed(mgr, step, e) from e
 
@@ -103,6 +106,12 @@ def restore(mgr: ocp.CheckpointManager, step: int, abstract_state: Any
   except Exception as e:  # Orbax / TensorStore raise plain Exception, OSError, ValueError...
     raise _damaged(mgr, step, e) from e
   return r["state"], r["data"], r["meta"]
+
+
+def restore_server(mgr: ocp.CheckpointManager, step: int, abstract_server: Any) -> Any:
+  """The ``server`` item of a federated checkpoint, against its abstract tree."""
+  return mgr.restore(step, args=ocp.args.Composite(
+      server=ocp.args.StandardRestore(abstract_server)))["server"]
 
 
 def restore_meta(mgr: ocp.CheckpointManager, step: int) -> dict:

@@ -9,11 +9,13 @@ devices compute the same update.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
 import sys
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -61,16 +63,16 @@ def with_input_stats(config: ml_collections.ConfigDict, manifest, mgr) -> ml_col
   return config
 
 
-def make_train_step(model, task: tasks.Task, tx: optax.GradientTransformation,
-                    schedule: optax.Schedule, mesh, seed: int = 0):
-  """The shard_mapped step: (state, batch) -> (state, metrics).
+def make_step_body(model, task: tasks.Task, tx: optax.GradientTransformation,
+                   schedule: optax.Schedule):
+  """The per-device step ``(state, batch, rng) -> (state, metrics)``, not yet shard_mapped.
 
-  The augmentation key is a function of (seed, step) alone, so a resumed run draws
-  exactly what an uninterrupted one does.
+  ``rng`` is the augmentation key. The centralised step and the federated client
+  update (``ssl_audio.federated.client``) both run this one body.
   """
 
-  def per_device(state: TrainState, batch):
-    rngs = {"augment": jax.random.fold_in(jax.random.key(seed), state.step)}
+  def per_device(state: TrainState, batch, rng):
+    rngs = {"augment": rng}
 
     def loss_fn(params):
       variables = {"params": params}
@@ -97,6 +99,21 @@ def make_train_step(model, task: tasks.Task, tx: optax.GradientTransformation,
     metrics.update(grad_norm=grad_norm, learning_rate=schedule(state.step),
                    nonfinite=1.0 - ok.astype(jnp.float32))
     return new_state, metrics
+
+  return per_device
+
+
+def make_train_step(model, task: tasks.Task, tx: optax.GradientTransformation,
+                    schedule: optax.Schedule, mesh, seed: int = 0):
+  """The shard_mapped step: (state, batch) -> (state, metrics).
+
+  The augmentation key is a function of (seed, step) alone, so a resumed run draws
+  exactly what an uninterrupted one does.
+  """
+  body = make_step_body(model, task, tx, schedule)
+
+  def per_device(state: TrainState, batch):
+    return body(state, batch, jax.random.fold_in(jax.random.key(seed), state.step))
 
   return parallel.shard_step(per_device, mesh, in_specs=(P(), P(DATA_AXIS)),
                              out_specs=(P(), P()), donate_argnums=(0,))
@@ -154,18 +171,29 @@ def _progress(total: int, initial: int):
   return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains (or resumes) in ``workdir``; returns the last logged metrics."""
-  config_validation.check_config(config)
-  parallel.maybe_initialize_distributed(config)
-  is_chief = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
-  mesh = parallel.make_mesh(config.num_devices or None)
-  local_bs = parallel.local_batch_size(config.batch_size, mesh)
-  mgr = ckpt.manager(workdir, max_to_keep=config.keep_checkpoints)
+@dataclasses.dataclass
+class Setup:
+  """What a training loop builds from a config before its first step."""
+  config: ml_collections.ConfigDict   # with the pool's input statistics when input_norm="pool"
+  manifest: manifest_lib.Manifest     # the training rows (train split for labelled tasks)
+  task: tasks.Task
+  model: Any
+  state: TrainState                   # step 0, on the host
+  tx: optax.GradientTransformation
+  schedule: optax.Schedule
+  classes: list
+  meta: dict                          # the checkpoint metadata
 
+
+def setup(config: ml_collections.ConfigDict, workdir: str, mgr,
+          manifest: manifest_lib.Manifest | None = None) -> Setup:
+  """Data, task, model and step-0 state of a run; writes config.json. Shared by the
+  centralised trainer and the federated loop (ssl_audio/federated/loop.py), which
+  passes the ``manifest`` it has already resolved and checked."""
+  is_chief = jax.process_index() == 0
   task_cls = tasks.get(config.task.name)
-  manifest = manifest_lib.resolve(data_source(config, task_cls))
+  if manifest is None:
+    manifest = manifest_lib.resolve(data_source(config, task_cls))
   config = with_input_stats(config, manifest, mgr)
   if is_chief:
     with open(os.path.join(workdir, "config.json"), "w") as f:
@@ -185,11 +213,42 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   logging.info("encoder: %s params, %.2f MFLOPs per slice (XLA), width %s; model total %s params",
                f"{info['encoder_params']:,}", info["encoder_flops_per_slice"] / 1e6,
                config.encoder.width, f"{info['total_params']:,}")
-  state = jax.device_put(state, parallel.replicated(mesh))
   # Everything a loader needs to rebuild the model without the training data.
   meta = {"config": json.loads(config.to_json_best_effort()), "task": task.name,
           "frontend": task.frontend.to_dict(), "encoder": info, "classes": classes,
           "class_counts": [float(n) for n in class_counts], "data": manifest.name}
+  return Setup(config, manifest, task, model, state, tx, schedule, classes, meta)
+
+
+def evaluate_encoder(due, encoder, variables: dict, frontend, mesh, writer: MetricWriter,
+                     step: int) -> dict:
+  """Runs the evaluators ``due`` on the encoder part of ``variables``; writes and returns
+  their metrics (the centralised and the federated loop alike)."""
+  embedder = Embedder(encoder, encoder_variables(variables), frontend,
+                      identity=f"train-step{step}", mesh=mesh)
+  out = {}
+  for ev in due:
+    res = ev.run(embedder, step)
+    writer.write(step, res)
+    out.update(res)
+  return out
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains (or resumes) in ``workdir``; returns the last logged metrics."""
+  config_validation.check_config(config)
+  parallel.maybe_initialize_distributed(config)
+  is_chief = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+  mesh = parallel.make_mesh(config.num_devices or None)
+  local_bs = parallel.local_batch_size(config.batch_size, mesh)
+  mgr = ckpt.manager(workdir, max_to_keep=config.keep_checkpoints)
+
+  run = setup(config, workdir, mgr)
+  config, manifest, task, model, tx, schedule, meta = (
+      run.config, run.manifest, run.task, run.model, run.tx, run.schedule, run.meta)
+  classes = run.classes
+  state = jax.device_put(run.state, parallel.replicated(mesh))
 
   data_it = input_pipeline.make_train_iterator(
       manifest, task, local_bs, config.seed, config.data.num_workers, classes or None,
@@ -217,14 +276,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return {}
 
   def run_evaluators(due, step: int) -> dict:
-    embedder = Embedder(encoder, encoder_variables(state.variables()), task.frontend,
-                        identity=f"train-step{step}", mesh=mesh)
-    out = {}
-    for ev in due:
-      res = ev.run(embedder, step)
-      writer.write(step, res)
-      out.update(res)
-    return out
+    return evaluate_encoder(due, encoder, state.variables(), task.frontend, mesh, writer, step)
 
   if start == 0 and evals:
     run_evaluators(evals, 0)   # the curve starts at the random init (the Untrained point)
