@@ -13,9 +13,11 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from ssl_audio import paths
+
 
 def checkpoint_dir(workdir: str) -> str:
-  return os.path.join(os.path.abspath(workdir), "checkpoints")
+  return os.path.join(paths.absolute(workdir), "checkpoints")
 
 
 def manager(workdir: str, max_to_keep: int = 3, read_only: bool = False,
@@ -23,7 +25,8 @@ def manager(workdir: str, max_to_keep: int = 3, read_only: bool = False,
   options = ocp.CheckpointManagerOptions(
       max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
       enable_async_checkpointing=async_save, cleanup_tmp_directories=not read_only)
-  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+  # paths.path checks a gs:// bucket first; Orbax coordinates the hosts of a multi-host run.
+  return ocp.CheckpointManager(paths.path(checkpoint_dir(workdir)), options=options,
                                item_names=("state", "data", "meta"))
 
 

@@ -27,6 +27,7 @@ from ssl_audio import checkpoint as ckpt
 from ssl_audio import encoder as encoder_lib
 from ssl_audio import frontend as fe
 from ssl_audio import parallel
+from ssl_audio import paths
 from ssl_audio import state as state_lib
 from ssl_audio.embed import Embedder, split_slices  # noqa: F401  (split_slices: public here too)
 
@@ -74,12 +75,12 @@ def _pretrained(meta: dict, variables: dict, **kwargs) -> Pretrained:
 
 def resolve_checkpoint(path: str, step: int | None = None) -> tuple[str, int | None]:
   """A workdir, its checkpoints/ folder or one checkpoints/<step> folder -> (workdir, step)."""
-  path = os.path.abspath(os.path.expanduser(str(path)))
-  base = os.path.basename(path.rstrip("/"))
-  parent = os.path.dirname(path.rstrip("/"))
+  path = paths.absolute(str(path)).rstrip("/")   # a local path or a gs:// URL
+  base = os.path.basename(path)
+  parent = os.path.dirname(path)
   if base.isdigit() and os.path.basename(parent) == "checkpoints":
     return os.path.dirname(parent), int(base) if step is None else step
-  if base == "checkpoints" and not os.path.isdir(os.path.join(path, "checkpoints")):
+  if base == "checkpoints" and not paths.path(os.path.join(path, "checkpoints")).is_dir():
     return parent, step
   return path, step
 
@@ -91,7 +92,7 @@ def load_pretrained(workdir: str, step: int | None = None, batch_size: int = 256
   ``workdir`` may also be a ``<workdir>/checkpoints/<step>`` folder.
   """
   workdir, step = resolve_checkpoint(workdir, step)
-  if not os.path.isdir(ckpt.checkpoint_dir(workdir)):
+  if not paths.path(ckpt.checkpoint_dir(workdir)).is_dir():
     raise FileNotFoundError(f"no checkpoints under {workdir} (expected {ckpt.checkpoint_dir(workdir)})")
   mgr = ckpt.manager(workdir, read_only=True)
   try:
