@@ -1,10 +1,12 @@
 """One writer for metrics: JSON lines (always) and TensorBoard (when available).
 
 Only the process it is enabled on writes (the trainer enables process 0). On GCS
-an object cannot be appended to, so ``metrics.jsonl`` in a ``gs://`` workdir is
-held in memory and re-uploaded whole at most every ``flush_secs`` and on close
-(a resumed run first reads back what is there). tensorboardX writes ``gs://``
-event files itself (through google-cloud-storage, which gcsfs installs).
+an object cannot be appended to, so in a ``gs://`` workdir ``metrics.jsonl`` and the
+TensorBoard event file are held in memory and re-uploaded whole through
+``ssl_audio.paths`` at most every ``flush_secs`` and on close (a resumed run first
+reads back the JSON lines; TensorBoard starts a new event file, as it does locally).
+tensorboardX's own gs:// writer is not used: it needs google-cloud-storage and
+uploads again from ``__del__`` at exit, retrying for minutes if the bucket is gone.
 """
 
 from __future__ import annotations
@@ -50,6 +52,42 @@ class _RemoteLines:
     self.flush()
 
 
+class _RemoteRecords:
+  """A tensorboardX record writer for a URL: whole re-uploads on flush."""
+
+  def __init__(self, url: str):
+    self._url, self._data, self._dirty = url, bytearray(), False
+
+  def write(self, data: bytes) -> None:
+    self._data += data
+    self._dirty = True
+
+  def flush(self) -> None:
+    if self._dirty:
+      paths.write_atomic(self._url, bytes(self._data))
+      self._dirty = False
+
+  def close(self) -> None:
+    self.flush()
+
+
+class _RemoteRecordsFactory:
+  def open(self, url: str) -> _RemoteRecords:
+    return _RemoteRecords(url)
+
+  def directory_check(self, url: str) -> None:
+    paths.mkdir(url)
+
+
+def _summary_writer(logdir: str, flush_secs: float):
+  from tensorboardX import SummaryWriter
+  if paths.is_remote(logdir):
+    from tensorboardX import record_writer
+    record_writer.register_writer_factory(logdir.split("://", 1)[0], _RemoteRecordsFactory())
+    return SummaryWriter(logdir, flush_secs=flush_secs)
+  return SummaryWriter(logdir)
+
+
 class MetricWriter:
   def __init__(self, workdir: str, enabled: bool = True, flush_secs: float = 30.0):
     self.enabled = enabled
@@ -62,10 +100,9 @@ class MetricWriter:
     self._jsonl = (_RemoteLines(jsonl, flush_secs) if paths.is_remote(jsonl)
                    else open(jsonl, "a", buffering=1))
     try:
-      from tensorboardX import SummaryWriter
-      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
-    except ImportError as e:  # optional: JSON lines are the record of truth
-      logging.warning("no TensorBoard summaries (%s); writing metrics.jsonl only", e)
+      self._tb = _summary_writer(os.path.join(workdir, "tensorboard"), flush_secs)
+    except ImportError:  # optional: JSON lines are the record of truth
+      logging.info("tensorboardX not installed; writing metrics.jsonl only")
 
   def write(self, step: int, metrics: dict[str, float]) -> None:
     if not self.enabled:
