@@ -8,6 +8,11 @@ environment that points every GCS client of this repo at it:
 * ``TENSORSTORE_GCS_HTTP_URL``: tensorstore, which writes Orbax's arrays;
 * ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false``: gcsfs's default file system first
   probes the bucket type over gRPC, which the emulator does not serve (stack.md §11).
+
+The emulator (2026.7.19) sends no ``x-goog-generation`` header with an object's
+bytes; tensorstore's OCDBT reads (Orbax's array format) fail on that with
+"Malformed StorageGeneration", so this file, run as a script, starts the emulator
+with the header added to downloads (``_add_generation_header``).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ class Emulator:
     # It logs every request: to a file, since an unread pipe would fill and block it.
     self.log = tempfile.TemporaryFile()
     self.proc = subprocess.Popen(
-        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1",
+        [sys.executable, __file__, "start", "--host=127.0.0.1",
          f"--port={self.port}", "--in-memory"],
         stdout=self.log, stderr=subprocess.STDOUT)
     deadline = time.time() + timeout
@@ -82,3 +87,30 @@ class Emulator:
         self.proc.kill()
         self.proc.wait()
     self.log.close()
+
+
+def _add_generation_header() -> None:
+  """Object downloads answer with x-goog-generation / -metageneration, as GCS does."""
+  from gcp_storage_emulator import server
+  from gcp_storage_emulator.handlers import objects
+  plain = objects.download
+
+  def download(request, response, storage, *args, **kwargs):
+    try:
+      obj = storage.get_file_obj(request.params["bucket_name"], request.params["object_id"])
+      response["x-goog-generation"] = str(obj["generation"])
+      response["x-goog-metageneration"] = str(obj["metageneration"])
+    except Exception:  # not found: the plain handler answers 404
+      pass
+    return plain(request, response, storage, *args, **kwargs)
+
+  for _, methods in server.HANDLERS:
+    for method, handler in methods.items():
+      if handler is plain:
+        methods[method] = download
+
+
+if __name__ == "__main__":
+  _add_generation_header()
+  from gcp_storage_emulator.__main__ import main
+  sys.exit(main(sys.argv[1:]))

@@ -149,6 +149,24 @@ def _scalars(data: bytes, tag: str) -> list[tuple[int, float]]:
   return out
 
 
+def test_orbax_checkpoint_round_trip_in_the_bucket(gcs):
+  """State (arrays through tensorstore's gcs driver), data-iterator state and meta."""
+  import jax.numpy as jnp
+  from ssl_audio import checkpoint as ckpt
+  _, bucket = gcs
+  state = {"w": jnp.arange(6.0).reshape(2, 3), "step": jnp.int32(7)}
+  mgr = ckpt.manager(f"{bucket}/ckpt_rt", async_save=True)
+  ckpt.save(mgr, 7, state, {"grain": "x"}, {"task": "t"})
+  mgr.wait_until_finished()
+  mgr.close()
+  ro = ckpt.manager(f"{bucket}/ckpt_rt", read_only=True)
+  assert ro.latest_step() == 7
+  got, data, meta = ckpt.restore(ro, 7, ckpt.abstract(state))
+  ro.close()
+  np.testing.assert_array_equal(got["w"], state["w"])
+  assert data == {"grain": "x"} and meta == {"task": "t"}
+
+
 def test_bad_bucket_gets_a_clear_error(gcs, audio_folder):
   from ssl_audio import paths, pretrained, train
   with pytest.raises(paths.RemotePathError, match="bucket not found"):
@@ -170,3 +188,64 @@ def test_gs_without_credentials_or_emulator_gets_a_clear_error(tmp_path):
                      capture_output=True, text=True, env=env, timeout=120, cwd=helpers.REPO)
   assert r.returncode != 0
   assert "RemotePathError: gs://b-x: no Google Cloud credentials found" in r.stderr, r.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def gcs_run(gcs_data, labelled_folder, tmp_path_factory):
+  """A 2-step TemporalGap run with a gs:// workdir on the bucket's manifest, and a
+  labelled benchmark in the bucket (gs:// rows) for the linear probe."""
+  from ssl_audio import manifest as manifest_lib, train
+  bucket = gcs_data["bucket"]
+  files = sorted(labelled_folder.rglob("*.wav"))
+  rows = [{"path": _upload(p, f"{bucket}/lab/{p.parent.name}/{p.name}"), "label": p.parent.name,
+           "split": ["train", "train", "valid", "test"][i % 4]} for i, p in enumerate(files)]
+  local = manifest_lib.write_manifest(tmp_path_factory.mktemp("lab") / "lab.csv", rows)
+  bench = f"manifest:{_upload(local, f'{bucket}/lab/lab.csv')}"
+  wd = f"{bucket}/runs/tg"
+  c = helpers.tiny(helpers.load_config("temporal_gap"), f"manifest:{gcs_data['pool']}", steps=2)
+  c.encoder.width = 0.25
+  last = train.train_and_evaluate(c, wd)
+  return {"workdir": wd, "bench": bench, "last": last}
+
+
+@pytest.mark.slow
+def test_training_writes_everything_to_the_bucket(gcs_run):
+  from ssl_audio import paths
+  wd = paths.path(gcs_run["workdir"])
+  assert json.loads((wd / "config.json").read_text())["num_train_steps"] == 2
+  rows = [json.loads(l) for l in (wd / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in rows] == [1, 2] and np.isfinite(rows[-1]["loss"])
+  assert (wd / "checkpoints" / "2" / "state").is_dir()
+  assert next((wd / "tensorboard").iterdir()).name.startswith("events.out.tfevents")
+  assert not os.path.exists("gs:")   # nothing landed in a local folder named "gs:"
+
+
+@pytest.mark.slow
+def test_load_pretrained_hear_and_linear_eval_from_the_bucket(gcs_run):
+  import ssl_audio
+  from eval import linear_eval
+  from ssl_audio import hear, manifest as manifest_lib, paths
+  wd = gcs_run["workdir"]
+  pre = ssl_audio.load_pretrained(wd)
+  assert pre.step == 2 and pre.workdir == wd
+  wave = (0.1 * np.random.default_rng(0).standard_normal(2 * 16000)).astype(np.float32)
+  emb, _ = pre.embed(wave, 16000)
+  model = hear.load_model(f"{wd}/checkpoints/2")
+  np.testing.assert_allclose(hear.get_scene_embeddings(wave[None], model)[0], emb.mean(0),
+                             rtol=1e-5, atol=1e-6)
+  protocol = {"features": "embedding", "clip_pooling": "logits", "bn_reestimate": False}
+  eval_dir, cache = paths.path(wd) / "eval", paths.path(wd) / "eval" / "cache"
+  common = dict(tasks=[gcs_run["bench"]], seeds=1, finetune_blocks=["0"], finetune_steps=0,
+                max_clips=None, probe_steps=50, refresh=False, protocol=protocol)
+  r1 = linear_eval.evaluate_model("tg", pre, eval_dir, cache, **common)[gcs_run["bench"]]
+  name = manifest_lib.short_name(gcs_run["bench"], "file")
+  saved = json.loads((eval_dir / f"{name}.json").read_text())
+  assert saved["checkpoint_step"] == 2 and saved["embeddings"]["clips"] == 8
+  assert "| " + gcs_run["bench"] in (eval_dir / "results.md").read_text()
+  assert len(list(cache.glob("*.npz"))) == 1 and not r1["embeddings"].get("cached")
+  r2 = linear_eval.evaluate_model("tg", pre, eval_dir, cache, **common)[gcs_run["bench"]]
+  assert r2["embeddings"]["cached"] and r2["accuracy"] == r1["accuracy"]
+  md, png = linear_eval.write_comparison(eval_dir / "cmp", {"a": {gcs_run["bench"]: r1},
+                                                            "b": {gcs_run["bench"]: r2}},
+                                         [gcs_run["bench"]])
+  assert "| a |" in md.read_text() and png.read_bytes()[:4] == b"\x89PNG"
