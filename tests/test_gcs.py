@@ -21,13 +21,15 @@ import pytest
 
 from tests import gcs_emulator, helpers
 
-pytestmark = pytest.mark.skipif(gcs_emulator.missing() is not None,
-                                reason=gcs_emulator.missing() or "")
+needs_gcs = pytest.mark.skipif(gcs_emulator.missing() is not None,
+                               reason=gcs_emulator.missing() or "")
 
 
 @pytest.fixture(scope="module")
 def gcs():
   """The emulator's environment in os.environ (restored after), and one bucket."""
+  if gcs_emulator.missing():
+    pytest.skip(gcs_emulator.missing())
   emu = gcs_emulator.Emulator()
   saved = {k: os.environ.get(k) for k in emu.env}
   os.environ.update(emu.env)
@@ -178,6 +180,7 @@ def test_bad_bucket_gets_a_clear_error(gcs, audio_folder):
     pretrained.load_pretrained("gs://no-such-bucket-xyz/run")
 
 
+@needs_gcs
 def test_gs_without_credentials_or_emulator_gets_a_clear_error(tmp_path):
   env = {k: v for k, v in os.environ.items()
          if k not in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS",
@@ -249,3 +252,66 @@ def test_load_pretrained_hear_and_linear_eval_from_the_bucket(gcs_run):
                                                             "b": {gcs_run["bench"]: r2}},
                                          [gcs_run["bench"]])
   assert "| a |" in md.read_text() and png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_in_the_bucket_is_bit_exact(gcs_data, tmp_path):
+  """A gs:// run killed after its first checkpoint and resumed ends with exactly the
+  parameters of an uninterrupted run in a local workdir (same gs:// data)."""
+  from ssl_audio import paths
+  steps = 6
+
+  def cmd(wd):
+    return [sys.executable, "main.py", "--config=configs/temporal_gap.py", f"--workdir={wd}",
+            f"--config.data.pretrain=manifest:{gcs_data['with_missing']}",
+            f"--config.num_train_steps={steps}", "--config.batch_size=8",
+            "--config.checkpoint_every_steps=2", "--config.log_every_steps=1",
+            "--config.data.num_workers=0", "--config.task.window_seconds=4.0",
+            "--config.keep_checkpoints=10", "--config.encoder.width=0.25",
+            "--config.augment.gain_db=6", "--config.encoder.input_norm=pool"]
+
+  env = {**os.environ, "PYTHONPATH": str(helpers.REPO), "JAX_PLATFORMS": "cpu"}
+  ref, killed = tmp_path / "ref", f"{gcs_data['bucket']}/runs/killed"
+  subprocess.run(cmd(ref), check=True, cwd=helpers.REPO, env=env, capture_output=True, timeout=900)
+  p = subprocess.Popen(cmd(killed), cwd=helpers.REPO, env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+  first = paths.path(f"{killed}/checkpoints/2/commit_success.txt")   # Orbax's GCS commit marker
+  deadline = time.time() + 900
+  while not first.exists() and p.poll() is None and time.time() < deadline:
+    time.sleep(0.2)
+  p.send_signal(signal.SIGKILL)
+  p.wait()
+  assert p.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+  killed_at = helpers.final_state(killed)[0]
+  assert killed_at < steps
+  subprocess.run(cmd(killed), check=True, cwd=helpers.REPO, env=env, capture_output=True,
+                 timeout=900)
+  step_a, a = helpers.final_state(ref)
+  step_b, b = helpers.final_state(killed)
+  assert step_a == step_b == steps
+  assert helpers.max_abs_diff(a["params"], b["params"]) == 0.0
+  assert helpers.max_abs_diff(a["opt_state"], b["opt_state"]) == 0.0
+  la = {r["step"]: r for r in map(json.loads, open(ref / "metrics.jsonl"))}
+  lb = {r["step"]: r for r in map(json.loads,
+                                  paths.path(f"{killed}/metrics.jsonl").read_text().splitlines())}
+  for s in range(killed_at + 1, steps + 1):
+    assert la[s]["loss"] == lb[s]["loss"]
+  assert la[steps]["skipped_files"] == lb[steps]["skipped_files"] >= 1   # the missing object
+
+
+def test_sweep_tpu_prints_setup_and_gs_workdirs():
+  import sweep
+  setup = sweep.tpu_setup("my-tpu", "us-central2-b", "~/ssl-audio")
+  assert sweep.TPU_INSTALL in setup[-1] and "--worker=all" in setup[-1]
+  readme = (helpers.REPO / "README.md").read_text()
+  assert sweep.TPU_INSTALL in readme   # one install line: the README's
+  r = subprocess.run([sys.executable, "sweep.py", "--tpu=my-tpu", "--zone=us-central2-b",
+                      "--root=gs://my-bucket/sweep", "--grid=seed=0,1"], capture_output=True,
+                     text=True, cwd=helpers.REPO, timeout=120)
+  assert r.returncode == 0, r.stderr
+  runs = [l for l in r.stdout.splitlines() if "main.py" in l]
+  assert len(runs) == 2 and all("--workdir=gs://my-bucket/sweep/temporal_gap_seed" in l and
+                                "--config.distributed=True" in l for l in runs)
+  bad = subprocess.run([sys.executable, "sweep.py", "--tpu=my-tpu", "--zone=z", "--root=runs/x"],
+                       capture_output=True, text=True, cwd=helpers.REPO, timeout=120)
+  assert bad.returncode != 0 and "--root must be a bucket" in bad.stderr
