@@ -55,7 +55,17 @@ def join(base, p) -> str:
 
 def open(p, mode: str = "rb"):  # noqa: A001  (the one open of this layer)
   """A file object for a local path or URL (seekable when reading)."""
-  return path(p).open(mode) if is_remote(p) else builtins.open(p, mode)
+  if not is_remote(p):
+    return builtins.open(p, mode)
+  if mode != "rb":
+    return path(p).open(mode)
+  # Binary reads (audio decoding seeks around): plain read-ahead blocks. gcsfs's default
+  # "adaptive" cache streams ahead in the background, and its reads hung (against the
+  # emulator) when soundfile read a file sequentially; epath's open takes no cache option.
+  import fsspec
+  path(p)   # the bucket check
+  fs, key = fsspec.core.url_to_fs(os.fspath(p))
+  return fs.open(key, "rb", cache_type="readahead")
 
 
 def mkdir(p) -> None:

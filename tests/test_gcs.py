@@ -105,7 +105,7 @@ def test_manifest_and_decoding_from_the_bucket(gcs_data):
     manifest_lib.resolve(f"folder:{gcs_data['bucket']}/data/audio")
 
 
-@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("workers", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_grain_iterator_reads_the_bucket_and_counts_a_missing_object(gcs_data, workers):
   from ssl_audio import input_pipeline, manifest as manifest_lib
   from ssl_audio.state import build_task
