@@ -102,9 +102,13 @@ def _check_bucket(scheme: str, bucket: str) -> None:
   emulator = os.environ.get("STORAGE_EMULATOR_HOST")
   try:
     import gcsfs  # noqa: F401
+    import fsspec
   except ImportError:
     raise RemotePathError(f"{url}: gs:// paths need gcsfs "
                           "(pip install -r requirements-gcs.txt)") from None
+  # gcsfs caches folder listings forever by default; a workdir changes under us (other
+  # hosts, a run still training, a resumed run), so list afresh (checkpoint steps).
+  fsspec.config.conf.setdefault("gcs", {}).setdefault("use_listings_cache", False)
   if not emulator:
     import google.auth
     try:
