@@ -169,6 +169,18 @@ def test_orbax_checkpoint_round_trip_in_the_bucket(gcs):
   assert data == {"grain": "x"} and meta == {"task": "t"}
 
 
+def test_a_listing_sees_what_another_process_wrote(gcs):
+  """gcsfs caches listings unless told not to; new checkpoint steps must show up."""
+  from ssl_audio import paths
+  _, bucket = gcs
+  paths.path(f"{bucket}/fresh/checkpoints/1/x").write_text("1")
+  assert [p.name for p in paths.path(f"{bucket}/fresh/checkpoints").iterdir()] == ["1"]
+  code = f"from ssl_audio import paths; paths.path('{bucket}/fresh/checkpoints/2/x').write_text('2')"
+  subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=helpers.REPO,
+                 env={**os.environ, "PYTHONPATH": str(helpers.REPO)})
+  assert sorted(p.name for p in paths.path(f"{bucket}/fresh/checkpoints").iterdir()) == ["1", "2"]
+
+
 def test_bad_bucket_gets_a_clear_error(gcs, audio_folder):
   from ssl_audio import paths, pretrained, train
   with pytest.raises(paths.RemotePathError, match="bucket not found"):
