@@ -93,21 +93,25 @@ def _add_generation_header() -> None:
   """Object downloads answer with x-goog-generation / -metageneration, as GCS does."""
   from gcp_storage_emulator import server
   from gcp_storage_emulator.handlers import objects
-  plain = objects.download
 
-  def download(request, response, storage, *args, **kwargs):
-    try:
-      obj = storage.get_file_obj(request.params["bucket_name"], request.params["object_id"])
-      response["x-goog-generation"] = str(obj["generation"])
-      response["x-goog-metageneration"] = str(obj["metageneration"])
-    except Exception:  # not found: the plain handler answers 404
-      pass
-    return plain(request, response, storage, *args, **kwargs)
+  def with_generation(plain):
+    def handler(request, response, storage, *args, **kwargs):
+      try:
+        obj = storage.get_file_obj(request.params["bucket_name"], request.params["object_id"])
+        response["x-goog-generation"] = str(obj["generation"])
+        response["x-goog-metageneration"] = str(obj["metageneration"])
+      except Exception:  # not found: the plain handler answers 404
+        pass
+      return plain(request, response, storage, *args, **kwargs)
+    return handler
 
+  # Media downloads and JSON-API object GETs (?alt=media goes through objects.get).
+  wrapped = {objects.download: with_generation(objects.download),
+             objects.get: with_generation(objects.get)}
   for _, methods in server.HANDLERS:
     for method, handler in methods.items():
-      if handler is plain:
-        methods[method] = download
+      if handler in wrapped:
+        methods[method] = wrapped[handler]
 
 
 if __name__ == "__main__":
