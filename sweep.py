@@ -5,8 +5,9 @@
       --grid=encoder.width=1,4 --grid=seed=0,1,2 --root=runs/sweep
   # run them one after another here
   python sweep.py ... --run
-  # print gcloud commands that start each point on every worker of a Cloud TPU VM
-  python sweep.py ... --tpu=my-tpu --zone=us-central2-b
+  # print gcloud commands: set up every worker of a Cloud TPU VM, then run each point
+  # on all of them, workdirs in a bucket (README "On a Cloud TPU VM")
+  python sweep.py ... --tpu=my-tpu --zone=us-central2-b --root=gs://my-bucket/sweep
 
 Each run resumes from its own workdir, so re-running a sweep finishes what a
 preemption interrupted and skips what is done. Evaluate them all at once with
@@ -24,6 +25,8 @@ from pathlib import Path
 
 from absl import app, flags
 
+from ssl_audio import paths
+
 flags.DEFINE_list("configs", ["configs/temporal_gap.py"], "Config files, comma-separated.")
 flags.DEFINE_multi_string("grid", [], "KEY=V1,V2,... (repeatable): values to sweep.")
 flags.DEFINE_multi_string("set", [], "KEY=VALUE (repeatable): fixed override for every run.")
@@ -32,7 +35,11 @@ flags.DEFINE_bool("run", False, "Run the points here, one after another.")
 flags.DEFINE_string("tpu", "", "Cloud TPU VM name: print gcloud commands instead.")
 flags.DEFINE_string("zone", "", "Zone of the TPU VM.")
 flags.DEFINE_string("repo", "~/ssl-audio", "Checkout path on the TPU VM.")
+flags.DEFINE_string("git", "", "With --tpu: clone this URL on the workers (default: copy this checkout).")
 FLAGS = flags.FLAGS
+
+# The README's install line for a TPU VM (README "On a Cloud TPU VM").
+TPU_INSTALL = 'pip install -r requirements.txt -r requirements-gcs.txt "jax[tpu]"'
 
 
 def parse_grid(specs: list[str]) -> list[tuple[str, list[str]]]:
@@ -58,11 +65,30 @@ def points(configs: list[str], grid, fixed: list[str]) -> list[tuple[str, list[s
   return out
 
 
+def tpu_setup(tpu: str, zone: str, repo: str, git: str = "") -> list[str]:
+  """gcloud commands that put this code on every worker of ``tpu`` and install it."""
+  ssh = f"gcloud compute tpus tpu-vm ssh {tpu} --zone={zone} --worker=all --command="
+  if git:
+    fetch = [ssh + shlex.quote(f"git clone {git} {repo} || git -C {repo} pull")]
+  else:
+    fetch = ["git archive --format=tar.gz -o /tmp/ssl-audio.tar.gz HEAD",
+             f"gcloud compute tpus tpu-vm scp /tmp/ssl-audio.tar.gz {tpu}:/tmp/ --zone={zone} --worker=all",
+             ssh + shlex.quote(f"mkdir -p {repo} && tar -xzf /tmp/ssl-audio.tar.gz -C {repo}")]
+  return fetch + [ssh + shlex.quote(f"cd {repo} && {TPU_INSTALL}")]
+
+
 def main(argv):
   del argv
+  if FLAGS.tpu and not paths.is_remote(FLAGS.root):
+    raise app.UsageError(f"--tpu: every host of a slice writes to one workdir, so --root must be "
+                         f"a bucket (e.g. --root=gs://my-bucket/sweep), got {FLAGS.root!r}")
   runs = points(FLAGS.configs, parse_grid(FLAGS.grid), FLAGS.set)
+  if FLAGS.tpu:
+    print("# once: this code and its requirements on every worker")
+    print("\n".join(tpu_setup(FLAGS.tpu, FLAGS.zone, FLAGS.repo, FLAGS.git)))
+    print("# the runs (each resumes from its workdir when re-run)")
   for name, args in runs:
-    workdir = os.path.join(FLAGS.root, name)
+    workdir = os.path.join(FLAGS.root, name)   # a local folder or gs://bucket/.../name
     cmd = [sys.executable if FLAGS.run else "python", "main.py", *args, f"--workdir={workdir}"]
     if FLAGS.tpu:
       remote = (f"cd {FLAGS.repo} && " + " ".join(shlex.quote(c) for c in cmd) +

@@ -22,18 +22,20 @@ import collections
 import concurrent.futures as cf
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import time
-from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from absl import logging
+from etils.epath import Path
 
 import data.suite  # noqa: F401  registers suite: (every eval entry point resolves through here)
 from ssl_audio import audio as audio_lib
 from ssl_audio import manifest as manifest_lib
+from ssl_audio import paths
 from ssl_audio.pretrained import split_slices
 
 CACHE_VERSION = 1
@@ -163,16 +165,16 @@ class Embedded:
 
   def save(self, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, emb=self.emb, clip=self.clip, labels=self.labels.astype(str),
+    buf = io.BytesIO()
+    np.savez(buf, emb=self.emb, clip=self.clip, labels=self.labels.astype(str),
              splits=self.splits.astype(str), groups=self.groups.astype(str),
              paths=self.paths.astype(str), skipped=np.int64(self.skipped),
              meta=np.array(json.dumps({"reasons": self.reasons, "info": self.info})))
-    os.replace(tmp, path)
+    paths.write_atomic(path, buf.getvalue())
 
   @classmethod
   def load(cls, path: Path) -> "Embedded":
-    with np.load(path, allow_pickle=False) as z:
+    with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as z:
       meta = json.loads(str(z["meta"]))
       return cls(emb=z["emb"], clip=z["clip"], labels=z["labels"].astype(object),
                  splits=z["splits"].astype(object), groups=z["groups"].astype(object),
@@ -239,7 +241,7 @@ def cache_path(cache_dir: str | os.PathLike, benchmark: str, weights: str, m: ma
   if features != "embedding":   # the default keeps the cache names written before the option
     key["features"] = features
   h = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-  return Path(cache_dir) / f"{manifest_lib.short_name(benchmark, 'file')}-{weights}-{h}.npz"
+  return paths.path(cache_dir) / f"{manifest_lib.short_name(benchmark, 'file')}-{weights}-{h}.npz"
 
 
 def embed_benchmark(embedder, benchmark: str, cache_dir: str | os.PathLike | None = None,

@@ -26,22 +26,25 @@ t-interval, chance level, checkpoint step, settings) and ``<workdir>/eval/result
 the Untrained baseline writes under ``<workdir>/eval/untrained/``. With several
 models (workdirs or baselines): ``comparison.md`` and ``comparison.png`` in
 ``--out`` (default: the first workdir's eval/). Embeddings are cached under
-``<workdir>/eval/cache/``.
+``<workdir>/eval/cache/``. A workdir (and ``--out``) may be a ``gs://`` URL; every
+output goes through ``ssl_audio.paths``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
 import time
-from pathlib import Path
 
 from absl import app, flags, logging
+from etils.epath import Path
 
 import data.suite  # registers suite: (and names the suite:all tasks)
 from ssl_audio import audio as audio_lib
 from ssl_audio import manifest as manifest_lib
+from ssl_audio import paths
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("workdir", None, "Pretraining workdir(s), comma-separated.")
@@ -274,8 +277,10 @@ def write_comparison(out: Path, models: dict[str, dict[str, dict]], tasks: list[
   ax.legend(fontsize=8)
   fig.tight_layout()
   png = out / "comparison.png"
-  fig.savefig(png, dpi=120)
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=120)
   plt.close(fig)
+  png.write_bytes(buf.getvalue())
   return md, png
 
 
@@ -321,7 +326,7 @@ def main(argv):
   if not FLAGS.workdir:
     raise app.UsageError("--workdir is required")
   tasks = expand_benchmarks(FLAGS.benchmarks)
-  workdirs = [os.path.abspath(w) for w in FLAGS.workdir]
+  workdirs = [paths.absolute(w) for w in FLAGS.workdir]
   names = [n.strip() for n in FLAGS.names.split(",")] if FLAGS.names else []
   protocol = {"features": FLAGS.features, "clip_pooling": FLAGS.clip_pooling,
               "bn_reestimate": FLAGS.bn_reestimate}
@@ -346,12 +351,13 @@ def main(argv):
       wd_sub = "-".join(p for p in (sub, "tflite_" + os.path.basename(FLAGS.tflite[i])) if p)
     label = names[i] if i < len(names) else os.path.basename(wd.rstrip("/"))
     logging.info("%s: %s", label, pre.info)
-    models[label] = evaluate_model(label, pre, Path(wd) / "eval" / wd_sub, Path(wd) / "eval" / "cache",
+    models[label] = evaluate_model(label, pre, paths.path(wd) / "eval" / wd_sub,
+                                   paths.path(wd) / "eval" / "cache",
                                    **common)
   for b in FLAGS.baselines:
     b = b.strip().lower()
     if b == "untrained":
-      d = Path(first_pre.workdir) / "eval"
+      d = paths.path(first_pre.workdir) / "eval"
       per_init = []
       for k in range(max(1, FLAGS.untrained_seeds)):
         pre = pretrained.random_init(first_pre.meta, seed=k, workdir=first_pre.workdir,
@@ -363,7 +369,7 @@ def main(argv):
       raise app.UsageError(f"--baselines: unknown baseline {b!r} (known: untrained); a "
                            f"Supervised baseline is a workdir of configs/supervised.py")
   if len(models) > 1:
-    out = Path(FLAGS.out) if FLAGS.out else Path(workdirs[0]) / "eval" / sub
+    out = paths.path(FLAGS.out) if FLAGS.out else paths.path(workdirs[0]) / "eval" / sub
     md, png = write_comparison(out, models, tasks)
     print(md.read_text())
     print(f"comparison: {md} {png}")

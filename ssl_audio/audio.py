@@ -1,14 +1,20 @@
 """Decoding: any file soundfile reads -> float32 mono at the target rate.
 
 Every failure is a ``BadAudio`` with a reason, so the input pipeline can skip
-and count the file instead of crashing a long run.
+and count the file instead of crashing a long run. A ``gs://`` URL is decoded from
+a file object of ``ssl_audio.paths`` (soundfile seeks in it, so a window reads only
+its own bytes); a missing object fails like a missing local file.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import soundfile as sf
 import soxr
+
+from ssl_audio import paths
 
 SAMPLE_RATE = 16000
 MAX_PEAK = 100.0   # 40 dB above full scale
@@ -49,6 +55,25 @@ class BadAudio(Exception):
   """A file that cannot be used: unreadable, empty, silent, non-finite, too short."""
 
 
+@contextlib.contextmanager
+def open_audio(path: str):
+  """An ``sf.SoundFile`` on a local path or a URL."""
+  if not paths.is_remote(path):
+    with sf.SoundFile(path) as f:
+      yield f
+    return
+  with paths.open(path, "rb") as raw, sf.SoundFile(raw) as f:
+    yield f
+
+
+def info(path: str):
+  """``sf.info`` (frames, samplerate, ...) of a local path or a URL."""
+  if not paths.is_remote(path):
+    return sf.info(path)
+  with paths.open(path, "rb") as raw:
+    return sf.info(raw)
+
+
 def load_audio(path: str, sample_rate: int = SAMPLE_RATE, start: float | None = None,
                end: float | None = None, min_samples: int = 1,
                silence_threshold: float = 1e-6) -> np.ndarray:
@@ -59,7 +84,7 @@ def load_audio(path: str, sample_rate: int = SAMPLE_RATE, start: float | None = 
       resampling), NaN/inf samples, or digital silence (peak <= silence_threshold).
   """
   try:
-    with sf.SoundFile(path) as f:
+    with open_audio(path) as f:
       sr = f.samplerate
       if start is not None:
         f.seek(min(int(round(start * sr)), f.frames))

@@ -36,9 +36,11 @@ def _damaged(mgr: ocp.CheckpointManager, step: int, e: Exception) -> DamagedChec
   return DamagedCheckpoint(f"checkpoint step {step} in {mgr.directory} is damaged or incomplete "
                            f"({type(e).__name__}: {reason})")
 
+from ssl_audio import paths
+
 
 def checkpoint_dir(workdir: str) -> str:
-  return os.path.join(os.path.abspath(workdir), "checkpoints")
+  return os.path.join(paths.absolute(workdir), "checkpoints")
 
 
 def manager(workdir: str, max_to_keep: int = 3, read_only: bool = False,
@@ -46,7 +48,8 @@ def manager(workdir: str, max_to_keep: int = 3, read_only: bool = False,
   options = ocp.CheckpointManagerOptions(
       max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
       enable_async_checkpointing=async_save, cleanup_tmp_directories=not read_only)
-  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+  # paths.path checks a gs:// bucket first; Orbax coordinates the hosts of a multi-host run.
+  return ocp.CheckpointManager(paths.path(checkpoint_dir(workdir)), options=options,
                                item_names=("state", "data", "meta", "server"))
 
 
@@ -164,19 +167,19 @@ def abstract(tree: Any) -> Any:
 
 def resolve(path: str, step: int | None = None) -> tuple[str, int | None]:
   """A workdir, its checkpoints/ folder or one checkpoints/<step> folder -> (workdir, step)."""
-  path = os.path.abspath(os.path.expanduser(str(path)))
-  base = os.path.basename(path.rstrip("/"))
-  parent = os.path.dirname(path.rstrip("/"))
+  path = paths.absolute(str(path)).rstrip("/")   # a local path or a gs:// URL
+  base = os.path.basename(path)
+  parent = os.path.dirname(path)
   if base.isdigit() and os.path.basename(parent) == "checkpoints":
     return os.path.dirname(parent), int(base) if step is None else step
-  if base == "checkpoints" and not os.path.isdir(os.path.join(path, "checkpoints")):
+  if base == "checkpoints" and not paths.path(os.path.join(path, "checkpoints")).is_dir():
     return parent, step
   return path, step
 
 
 def check_steps(workdir: str, step: int | None = None) -> list[int]:
   """The workdir's checkpoint steps; names a missing workdir, no steps or a missing ``step``."""
-  if not os.path.isdir(checkpoint_dir(workdir)):
+  if not paths.path(checkpoint_dir(workdir)).is_dir():
     raise FileNotFoundError(f"no checkpoints under {workdir} (expected {checkpoint_dir(workdir)})")
   mgr = manager(workdir, read_only=True)
   try:

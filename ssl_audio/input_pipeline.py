@@ -57,7 +57,7 @@ class ExampleMaker:
   def window(self, i: int, rng: np.random.Generator) -> tuple[float | None, float | None]:
     """A random window of task.clip_samples inside row i, in the file's seconds."""
     start, end = (None if np.isnan(v) else float(v) for v in self.segments[i])
-    info = sf.info(self.paths[i])
+    info = audio_lib.info(self.paths[i])
     file_dur = info.frames / info.samplerate
     start = 0.0 if start is None else min(start, file_dur)
     end = file_dur if end is None else min(end, file_dur)

@@ -20,6 +20,10 @@ Names accepted wherever a data source is configured (``resolve``):
 ``*.csv`` path, ``folder:PATH`` or a plain directory (searched recursively for
 audio; the parent folder name is the label).
 
+A manifest may live in a bucket (``manifest:gs://bucket/x.csv``): its rows may be
+``gs://`` URLs or paths relative to the manifest's folder in the bucket; every file
+is read through ``ssl_audio.paths``.
+
 Named schemes such as ``suite:`` are registered by the code that owns them
 (``register_scheme``; ``data.suite`` registers ``suite`` when imported), so this
 library module imports nothing outside ``ssl_audio``.
@@ -30,12 +34,15 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import io
 import os
 import re
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from ssl_audio import paths as paths_lib
 
 COLUMNS = ("path", "label", "split", "speaker", "source", "language", "start", "end", "duration")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -52,7 +59,8 @@ class Manifest:
 
   Attributes:
     columns: column name -> numpy array of strings (object dtype), one entry per row.
-    base_dir: folder that relative paths are resolved against.
+    base_dir: folder that relative paths are resolved against (a local folder or a
+      ``gs://`` folder as an ``epath.Path``).
     name: where it came from, for messages.
   """
   columns: dict[str, np.ndarray]
@@ -75,13 +83,12 @@ class Manifest:
 
   def path(self, i: int) -> str:
     p = self.columns["path"][i]
-    return p if os.path.isabs(p) else str(self.base_dir / p)
+    return p if os.path.isabs(p) or paths_lib.is_remote(p) else str(self.base_dir / p)
 
   def paths(self) -> np.ndarray:
     """Every row's path resolved against base_dir (object array)."""
     base = str(self.base_dir)
-    return np.array([p if os.path.isabs(p) else os.path.join(base, p)
-                     for p in self.columns["path"]], dtype=object)
+    return np.array([paths_lib.join(base, p) for p in self.columns["path"]], dtype=object)
 
   def segments(self) -> np.ndarray:
     """[rows, 2] float64 (start, end) in seconds; NaN where the column is empty."""
@@ -129,14 +136,16 @@ class Manifest:
 
 def read_manifest(path: str | os.PathLike) -> Manifest:
   """Reads a manifest CSV and checks its columns; errors name the row and column."""
-  path = Path(path)
+  path = paths_lib.path(path)   # a local file or a gs:// object
   if not path.is_file():
     raise ManifestError(f"manifest not found: {path}")
+  data = path.read_bytes()
   try:
-    with open(path, newline="", encoding="utf-8") as f:
-      header, cols = _read_csv(path, f)
+    text = data.decode("utf-8")
   except UnicodeDecodeError as e:
     raise _not_utf8(path) from e
+  with io.StringIO(text, newline="") as f:
+    header, cols = _read_csv(path, f)
   m = Manifest({h: np.array(c, dtype=object) for h, c in zip(header, cols)},
                path.parent, str(path))
   check_columns(m)
@@ -165,7 +174,7 @@ def _read_csv(path: Path, f) -> tuple[list[str], list[list[str]]]:
   return header, cols
 
 
-def _not_utf8(path: Path) -> ManifestError:
+def _not_utf8(path) -> ManifestError:
   """Where the first non-UTF-8 byte is: line, row and column (by counting commas)."""
   data = path.read_bytes()
   try:
@@ -250,6 +259,9 @@ def write_manifest(path: str | os.PathLike, rows: Iterable[Mapping[str, object]]
 
 def scan_folder(folder: str | os.PathLike) -> Manifest:
   """A folder of audio files as a manifest; the parent folder name is the label."""
+  if paths_lib.is_remote(folder):   # listing a bucket recursively costs an RPC per prefix
+    raise ManifestError(f"folder:{folder}: folders must be local; for a bucket write a "
+                        "manifest (manifest:gs://bucket/x.csv)")
   folder = Path(folder)
   if not folder.is_dir():
     raise ManifestError(f"not a folder: {folder}")
@@ -367,7 +379,7 @@ def resolve(name: str) -> Manifest:
   match = _SCHEME_RE.match(name)
   if match and match.group(1) in _SCHEMES:
     return _SCHEMES[match.group(1)].resolver(match.group(2))
-  p = Path(name).expanduser()
+  p = paths_lib.path(os.path.expanduser(name))
   if p.is_dir():
     return scan_folder(p)
   if p.suffix.lower() == ".csv":

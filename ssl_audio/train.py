@@ -34,6 +34,7 @@ from ssl_audio import frontend as fe
 from ssl_audio import manifest as manifest_lib
 from ssl_audio import normalization
 from ssl_audio import parallel
+from ssl_audio import paths
 from ssl_audio import tasks
 from ssl_audio.embed import Embedder
 from ssl_audio.metric_writer import MetricWriter
@@ -196,8 +197,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str, mgr,
     manifest = manifest_lib.resolve(data_source(config, task_cls))
   config = with_input_stats(config, manifest, mgr)
   if is_chief:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2))
+    paths.write_atomic(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
   classes, class_counts = [], []
   if task_cls.needs_labels:
     manifest = manifest_lib.ensure_split(manifest).where(split="train")
@@ -239,7 +239,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   config_validation.check_config(config)
   parallel.maybe_initialize_distributed(config)
   is_chief = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
+  paths.mkdir(workdir)   # a local folder, or a gs:// URL whose bucket is checked here
   mesh = parallel.make_mesh(config.num_devices or None)
   local_bs = parallel.local_batch_size(config.batch_size, mesh)
   mgr = ckpt.manager(workdir, max_to_keep=config.keep_checkpoints)
