@@ -17,11 +17,15 @@ from pathlib import Path
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("workdir", None, "Run workdirs with in-training probes.")
-flags.DEFINE_list("names", None, "Display names (default: the workdirs' basenames).")
-flags.DEFINE_string("out", "curves.png", "Figure path (a .md table is written beside it).")
-flags.DEFINE_string("metric", "accuracy", "Which probe metric: accuracy | balanced_accuracy.")
 
+
+def _define_flags() -> None:
+  """Flags only when run as a program: eval.linear_eval also defines --workdir."""
+  flags.DEFINE_list("workdir", None, "Run workdirs with in-training probes.")
+  flags.DEFINE_list("names", None, "Display names (default: the workdirs' basenames).")
+  flags.DEFINE_string("out", "curves.png", "Figure path (a .md table is written beside it).")
+  flags.DEFINE_string("metric", "accuracy", "Which probe metric: accuracy | balanced_accuracy.")
+  flags.mark_flag_as_required("workdir")
 
 def read_curves(workdir: str | Path, metric: str = "accuracy") -> dict[str, list[tuple[int, float]]]:
   """{probe name: [(step, value), ...]} sorted by step (the last row of a step wins)."""
@@ -92,5 +96,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.mark_flag_as_required("workdir")
+  _define_flags()
   app.run(main)

@@ -179,7 +179,7 @@ def usable_rows(manifest: Manifest, rows: np.ndarray, min_samples: int, sample_r
   for j in np.flatnonzero(np.isnan(dur)):   # no segment end, no duration: read the header
     path = manifest.path(int(rows[j]))
     try:
-      info = sf.info(path)
+      info = audio_lib.info(path)
       dur[j] = info.frames / info.samplerate - start[j]
     except Exception as e:  # noqa: BLE001  (LibsndfileError, RuntimeError, OSError...)
       bad[path] = f"cannot read the header: {(str(e) or type(e).__name__).splitlines()[0]}"
