@@ -321,7 +321,7 @@ def test_two_processes_share_a_gs_workdir(gcs, tmp_path):
   same latest step on both hosts (nothing left to train, nothing rewritten)."""
   from ssl_audio import checkpoint as ckpt
   from ssl_audio import manifest, paths, pretrained
-  from tests.test_reliability import _ONE_HOST, _free_port
+  from tests.test_reliability import _ONE_HOST, run_two_hosts
   _, bucket = gcs
   (tmp_path / "audio").mkdir()
   clips = helpers.write_clips(tmp_path / "audio", n=4, seconds=12.0)
@@ -337,17 +337,7 @@ def test_two_processes_share_a_gs_workdir(gcs, tmp_path):
   wd = f"{bucket}/runs/two_hosts"
 
   def two_hosts():
-    port = _free_port()
-    procs = [subprocess.Popen(
-        [sys.executable, "-c", _ONE_HOST, f"manifest:{twice}", wd, "8"], cwd=helpers.REPO,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**env, "JAX_COORDINATOR_ADDRESS": f"localhost:{port}", "JAX_NUM_PROCESSES": "2",
-             "JAX_PROCESS_ID": str(i), "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"})
-        for i in range(2)]
-    outs = [p.communicate(timeout=1200) for p in procs]
-    for p, (_, err) in zip(procs, outs):
-      assert p.returncode == 0, err[-3000:]
-    return [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
+    return run_two_hosts(f"manifest:{twice}", wd, env)
 
   assert all(r["loss"] is not None and r["count"] == 2 for r in two_hosts())
   rows = [json.loads(l) for l in paths.path(f"{wd}/metrics.jsonl").read_text().splitlines()]

@@ -464,6 +464,24 @@ def _free_port():
     return s.getsockname()[1]
 
 
+def run_two_hosts(data: str, workdir: str, env: dict) -> list[dict]:
+  """_ONE_HOST in 2 processes (jax.distributed on localhost, gloo) with global batch 8;
+  each one's printed JSON, ordered by process index."""
+  import json
+  port = _free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, "-c", _ONE_HOST, data, workdir, "8"],
+      cwd=helpers.REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      env={**env, "JAX_COORDINATOR_ADDRESS": f"localhost:{port}", "JAX_NUM_PROCESSES": "2",
+           "JAX_PROCESS_ID": str(i), "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"})
+      for i in range(2)]
+  outs = [p.communicate(timeout=1200) for p in procs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  return sorted((json.loads(o.strip().splitlines()[-1]) for o, _ in outs),
+                key=lambda r: r["process"])
+
+
 @pytest.mark.slow
 def test_two_processes_equal_one(tmp_path):
   """jax.distributed on localhost (CPU, gloo), 2 processes x 1 device, global batch 8, on a
@@ -485,18 +503,7 @@ def test_two_processes_equal_one(tmp_path):
                         str(tmp_path / "one"), "4"], cwd=helpers.REPO, env=env,
                        capture_output=True, text=True, timeout=1200)
   assert one.returncode == 0, one.stderr[-3000:]
-  port = _free_port()
-  procs = [subprocess.Popen(
-      [sys.executable, "-c", _ONE_HOST, f"manifest:{twice}", str(tmp_path / "two"), "8"],
-      cwd=helpers.REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-      env={**env, "JAX_COORDINATOR_ADDRESS": f"localhost:{port}", "JAX_NUM_PROCESSES": "2",
-           "JAX_PROCESS_ID": str(i), "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"})
-      for i in range(2)]
-  outs = [p.communicate(timeout=1200) for p in procs]
-  for p, (_, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
-  res = sorted((json.loads(o.strip().splitlines()[-1]) for o, _ in outs),
-               key=lambda r: r["process"])
+  res = run_two_hosts(f"manifest:{twice}", str(tmp_path / "two"), env)
   assert [(r["count"], r["devices"]) for r in res] == [(2, 2), (2, 2)]
   assert res[0]["rows"] == [0, 2, 4, 6] and res[1]["rows"] == [1, 3, 5, 7]
   step_a, a = helpers.final_state(tmp_path / "one")
