@@ -8,7 +8,8 @@ Each stage runs in its own subprocess, so its peak memory is that process's
 interpreter that imported the same modules is reported next to it):
 
 * write: ``ssl_audio.manifest.write_manifest`` of N rows (path, label, split,
-  speaker, duration) pointing at a handful of real files repeated;
+  speaker, duration), every path distinct (``make_tree``: a folder that links to
+  itself, so a million distinct relative paths open a handful of real files);
 * load: ``ssl_audio.manifest.read_manifest`` (parse + check columns);
 * first batch: ``read_manifest`` + ``input_pipeline.make_train_iterator`` over it
   (0 workers, batch 64, temporal_gap) + ``next()``.
@@ -40,6 +41,24 @@ def _maxrss_mib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: KiB
 
 
+def make_tree(folder: Path, files: list[str]) -> None:
+  """``tree/`` holds the audio files (as links) and two links ``0`` and ``1`` to itself, so
+  ``tree/1/0/.../clipK.wav`` names one of a few real files by a distinct path per row:
+  a million distinct path strings of realistic length (about 60 characters) that open."""
+  tree = folder / "tree"
+  tree.mkdir(exist_ok=True)
+  for b in "01":
+    if not (tree / b).is_symlink():
+      (tree / b).symlink_to(".")
+  for k, f in enumerate(files):
+    if not (tree / f"clip{k}.wav").is_symlink():
+      (tree / f"clip{k}.wav").symlink_to(f)
+
+
+def unique_path(i: int, bits: int, n_files: int) -> str:
+  return "tree/" + "/".join(format(i, f"0{bits}b")) + f"/clip{i % n_files}.wav"
+
+
 def stage(name: str, folder: str, rows: int, files: list[str]) -> None:
   """Runs in a subprocess; prints one JSON line."""
   sys.path.insert(0, str(REPO))
@@ -51,8 +70,10 @@ def stage(name: str, folder: str, rows: int, files: list[str]) -> None:
   if name == "write":
     labels = [f"class{k}" for k in range(10)]
     splits = ("train", "train", "train", "valid", "test")
-    gen = ({"path": files[i % len(files)], "label": labels[i % 10], "split": splits[i % 5],
-            "speaker": f"spk{i % 1000}", "duration": 12.0} for i in range(rows))
+    bits = max(1, (rows - 1).bit_length())
+    gen = ({"path": unique_path(i, bits, len(files)), "label": labels[i % 10],
+            "split": splits[i % 5], "speaker": f"spk{i % 1000}", "duration": 12.0}
+           for i in range(rows))
     manifest_lib.write_manifest(path, gen,
                                 columns=["path", "label", "split", "speaker", "duration"])
     out["file_mib"] = path.stat().st_size / 2**20
@@ -130,6 +151,7 @@ def main(argv=None):
     args.rows = 100_000
   with tempfile.TemporaryDirectory(prefix="bench_scale_") as d:
     files, source = audio_files(Path(d))
+    make_tree(Path(d), files)
     results = {}
     for name in ("write", "load", "first_batch"):
       cmd = [sys.executable, str(Path(__file__).resolve()), "--rows", str(args.rows),

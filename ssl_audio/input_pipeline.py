@@ -35,6 +35,7 @@ import soundfile as sf
 from absl import flags, logging
 
 from ssl_audio import audio as audio_lib
+from ssl_audio import paths as paths_lib
 from ssl_audio.manifest import Manifest
 from ssl_audio.tasks.base import Task
 
@@ -48,16 +49,20 @@ class AllFilesBad(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class ExampleMaker:
   """Row index + rng -> task example (or a bad-file marker). Runs in the workers."""
-  paths: np.ndarray                 # [rows] absolute paths (object)
+  paths: np.ndarray                 # [rows] paths (object), absolute or under base_dir
   segments: np.ndarray              # [rows, 2] start, end in seconds; NaN = open
   labels: np.ndarray | None         # [rows] int32
   task: Task
   sample_rate: int
+  base_dir: str = ""                # joined per draw: no second array of 1M full paths
+
+  def path(self, i: int) -> str:
+    return paths_lib.join(self.base_dir, self.paths[i]) if self.base_dir else self.paths[i]
 
   def window(self, i: int, rng: np.random.Generator) -> tuple[float | None, float | None]:
     """A random window of task.clip_samples inside row i, in the file's seconds."""
     start, end = (None if np.isnan(v) else float(v) for v in self.segments[i])
-    info = audio_lib.info(self.paths[i])
+    info = audio_lib.info(self.path(i))
     file_dur = info.frames / info.samplerate
     start = 0.0 if start is None else min(start, file_dur)
     end = file_dur if end is None else min(end, file_dur)
@@ -70,7 +75,7 @@ class ExampleMaker:
     return start, end
 
   def __call__(self, i: int, rng: np.random.Generator) -> dict[str, Any]:
-    path = self.paths[i]
+    path = self.path(i)
     try:
       start, end = self.window(i, rng)
       clip = audio_lib.load_audio(path, self.sample_rate, start, end,
@@ -210,8 +215,9 @@ def make_train_iterator(manifest: Manifest, task: Task, batch_size: int, seed: i
   labels = None
   if task.needs_labels:
     _, labels = label_index(manifest, classes)
-  maker = ExampleMaker(paths=manifest.paths(), segments=manifest.segments(), labels=labels,
-                       task=task, sample_rate=sample_rate)
+  maker = ExampleMaker(paths=manifest.columns["path"], segments=manifest.segments(),
+                       labels=labels, task=task, sample_rate=sample_rate,
+                       base_dir=str(manifest.base_dir))
   rows = np.arange(len(manifest))[jax.process_index()::jax.process_count()]
   if len(rows) == 0:
     raise ValueError(f"{manifest.name}: {len(manifest)} rows cannot be shared by "
@@ -225,7 +231,7 @@ def make_train_iterator(manifest: Manifest, task: Task, batch_size: int, seed: i
   if len(rows) == 0:
     raise AllFilesBad(f"{manifest.name}: no usable audio: every one of {len(filtered)} rows is "
                       f"too short for the task or unreadable (e.g. {next(iter(filtered.items()))})")
-  ds = (grain.MapDataset.source(rows.tolist())
+  ds = (grain.MapDataset.source(rows)   # an int64 array: 8 bytes a row, not a list of ints
         .shuffle(seed=seed)
         .repeat(None)
         .random_map(maker, seed=seed + 1))

@@ -116,3 +116,35 @@ def test_manifest_segments_are_respected(tmp_path):
   for seed in range(5):
     start, end = maker.window(0, np.random.default_rng(seed))
     assert start == 2.0 and end == 6.5          # shorter than the window: the whole segment
+
+
+def test_manifest_columns_share_repeated_strings(tmp_path, monkeypatch):
+  # A 1M-row manifest fits in memory because a label, split or speaker is one string object
+  # however many rows repeat it; a column of mostly distinct values (paths) stops sharing.
+  monkeypatch.setattr(manifest, "_SHARED_VALUES_MAX", 8)
+  rows = [{"path": f"d/clip{i}.wav", "label": f"c{i % 3}", "split": "train"} for i in range(40)]
+  manifest.write_manifest(tmp_path / "m.csv", rows)
+  m = manifest.read_manifest(tmp_path / "m.csv")
+  assert list(m.column("path")) == [r["path"] for r in rows]
+  assert list(m.column("label")) == [r["label"] for r in rows]
+  labels = m.column("label")
+  assert len({id(v) for v in labels}) == 3                    # one object per distinct label
+  assert len({id(v) for v in m.column("split")}) == 1
+  assert len({id(v) for v in m.column("path")}) == 40
+
+
+def test_relative_paths_are_joined_per_draw(tmp_path):
+  # make_train_iterator keeps the manifest's relative paths and joins them when a row is
+  # drawn (no second array of full paths); the batches equal those of absolute paths.
+  sub = tmp_path / "audio"
+  sub.mkdir()
+  helpers.write_clips(sub, n=3, seconds=6.0)
+  names = sorted(p.name for p in sub.glob("*.wav"))
+  manifest.write_manifest(tmp_path / "rel.csv", [{"path": f"audio/{n}"} for n in names])
+  manifest.write_manifest(tmp_path / "abs.csv", [{"path": str(sub / n)} for n in names])
+  rel, ab = (manifest.read_manifest(tmp_path / f"{k}.csv") for k in ("rel", "abs"))
+  assert rel.columns["path"][0] == f"audio/{names[0]}"
+  b_rel = next(input_pipeline.make_train_iterator(rel, _task(), 4, seed=3))
+  b_abs = next(input_pipeline.make_train_iterator(ab, _task(), 4, seed=3))
+  np.testing.assert_array_equal(b_rel["audio"], b_abs["audio"])
+  assert np.abs(b_rel["audio"]).max() > 0
