@@ -15,7 +15,14 @@ encoder.* is the student's. The teacher's weights are constants of the one
 trainer's step (inference-mode BatchNorm, no gradient); the checkpoint holds only
 the student, which loads with load_pretrained like any other.
 
-Result: not measured yet (README "Mobile: export, int8, distillation").
+Result (2026-12-02, 2-core CPU, student width 1, 500 steps, batch 64, MSE, teacher
+runs/cola_w4 = COLA width 4 at 400 steps): loss 0.165 vs 3.59 for the teacher's mean
+embedding (cosine distance 0.012), 1.15 steps/s. Downstream (clip test accuracy %,
+digits/language/msn/instrument, mean): student 22.0/24.6/72.6/47.5 (41.7), teacher
+20.3/21.7/76.1/53.0 (42.8), width 1 from scratch for the same 500 steps
+24.3/27.6/80.3/44.7 (44.2): the student is closer to its teacher (1.1 points on the mean,
+3.4 per task, vs 1.4 and 5.6) but the teacher is no better than width 1 at this budget
+(README "Mobile: export, int8, distillation").
 """
 
 import ml_collections

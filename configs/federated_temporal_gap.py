@@ -12,7 +12,8 @@ centralised step of batch 64); FedAvg = server SGD at learning rate 1. 700 round
 
 Result: (2026-12-02, 2-core CPU shared with other jobs) 84-112 rounds/min (90-120
 examples/s) over rounds 21-60 of this config; 1.85 MB up and down per client and round.
-Not yet run to the end nor scored downstream (RQ4 table in README: to be measured).
+Not scored downstream: RQ4 is measured with configs/federated_cola.py, because
+TemporalGap stays within the noise of its random init at this budget (README "Results").
 
 Variants (README "Federated pretraining", RQ4):
   --config.federated.iid=True                      the same clients, clips dealt at random
