@@ -19,19 +19,8 @@ for centralised COLA on the same 44,800 examples and 47.2 with --config.federate
 """
 
 from configs import cola
+from configs.federated_temporal_gap import fedavg_as_centralised_budget
 
 
 def get_config():
-  c = cola.get_config()
-  c.batch_size = 16                       # per client and local step
-  c.optimizer.learning_rate = 1e-3        # the clients' Adam (constant: fresh every round)
-  f = c.federated
-  f.rounds = 700
-  f.clients_per_round = 4
-  f.local_steps = 1
-  f.server_optimizer = "sgd"
-  f.server_learning_rate = 1.0
-  f.batchnorm = "average"
-  f.log_every_rounds = 10
-  f.checkpoint_every_rounds = 50
-  return c
+  return fedavg_as_centralised_budget(cola.get_config())

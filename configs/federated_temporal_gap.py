@@ -26,7 +26,12 @@ from configs import temporal_gap
 
 
 def get_config():
-  c = temporal_gap.get_config()
+  return fedavg_as_centralised_budget(temporal_gap.get_config())
+
+
+def fedavg_as_centralised_budget(c):
+  """FedAvg settings whose round sees what one centralised step of batch 64 sees: 4
+  clients x 1 local step x 16 clips, server SGD at 1; 700 rounds = 44,800 examples."""
   c.batch_size = 16                       # per client and local step
   c.optimizer.learning_rate = 1e-3        # the clients' Adam (constant: fresh every round)
   f = c.federated
