@@ -20,3 +20,22 @@ def test_scale_bench_prints_json_summary_last():
   assert out["load"]["rows"] == 2000
   assert out["first_batch"]["batch_shape"][0] == 64
   assert out["machine"]["cores"] >= 1 and out["command"].startswith("python bench/scale.py")
+
+
+def test_step_profile_sums_kernels_by_name_and_reads_hlo_shapes(tmp_path):
+  # The parsing half of bench/step_profile.py, on a small hand-made Perfetto trace.
+  import gzip
+  sys.path.insert(0, str(REPO / "bench"))
+  import step_profile as sp
+  events = [{"ph": "X", "name": "ynn_fusion.3", "dur": 40}, {"ph": "X", "name": "ynn_fusion.3", "dur": 60},
+            {"ph": "X", "name": "transpose_copy_fusion", "dur": 25},
+            {"ph": "X", "name": "ThunkExecutor::Execute", "dur": 999},   # a wrapper, not a kernel
+            {"ph": "X", "name": "$cmp.py:79 run", "dur": 999},           # a Python frame
+            {"ph": "i", "name": "ynn_fusion.3"}]                         # an instant: no duration
+  (tmp_path / "plugins").mkdir()
+  with gzip.open(tmp_path / "plugins" / "host.trace.json.gz", "wt") as f:
+    json.dump({"traceEvents": events}, f)
+  assert sp.kernel_times(str(tmp_path)) == {"ynn_fusion.3": 100, "transpose_copy_fusion": 25}
+  hlo = ("  %ynn_fusion.3 = f32[8,1,3,8]{3,2,1,0} fusion(%a, %b), kind=kCustom\n"
+         "  ROOT %tuple.1 = (f32[2]{0}) tuple(%c)\n")
+  assert sp.hlo_shapes(hlo) == {"ynn_fusion.3": "f32[8,1,3,8]{3,2,1,0}", "tuple.1": "(f32[2]{0})"}
