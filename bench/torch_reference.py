@@ -15,7 +15,8 @@ parameter counts match and reports both FLOP counts):
 * heads / losses: TemporalGap (concat + Dense(1) + BCE), Audio2Vec CBoW (mean of
   the context embeddings -> SliceDecoder -> MSE) and skip-gram (middle embedding
   -> SliceDecoder with 2P outputs -> MSE), AutoEncoder (SliceDecoder -> MSE),
-  Triplet (L2-normalised, semi-hard mining, hinge), Supervised (Dense + CE) and
+  Triplet (L2-normalised, semi-hard mining, hinge), COLA (Dense + LayerNorm + tanh,
+  bilinear similarity, in-batch cross-entropy), Supervised (Dense + CE) and
   MultiHead (Dense + per-head masked CE). The cheap metrics the JAX losses also
   compute (baselines, accuracies) are left out: they cost nothing next to the convs.
 """
@@ -238,6 +239,23 @@ class Supervised(_TaskModel):
     return F.cross_entropy(logits, labels)
 
 
+class Cola(_TaskModel):
+  """Mirror of ssl_audio.tasks.cola: Dense -> LayerNorm -> tanh head, bilinear W / (d T), in-batch CE."""
+
+  def __init__(self, cfg, width, embedding_dim, norm, head_dim: int = 512, temperature: float = 0.2,
+               **_):
+    super().__init__(cfg, width, embedding_dim, norm)
+    self.head = tnn.Linear(embedding_dim, head_dim)
+    self.head_norm = tnn.LayerNorm(head_dim, eps=1e-6)          # flax LayerNorm's epsilon
+    self.bilinear = tnn.Parameter(torch.randn(head_dim, head_dim))
+    self.scale = 1.0 / (head_dim * temperature)
+
+  def forward(self, batch):
+    g = torch.tanh(self.head_norm(self.head(self.embed(batch["audio"]))))   # [B, 2, d]
+    logits = (g[:, 0] @ self.bilinear) @ g[:, 1].T * self.scale
+    return F.cross_entropy(logits, torch.arange(logits.shape[0]))
+
+
 def make_model(task_name: str, cfg: fe.FrontendConfig, width: float, embedding_dim: int,
                norm: str, task_cfg: dict, num_classes: int | None = None, groups=None) -> tnn.Module:
   """The torch reference of a registered task, or KeyError where there is none yet."""
@@ -248,6 +266,8 @@ def make_model(task_name: str, cfg: fe.FrontendConfig, width: float, embedding_d
     return Audio2Vec(cfg, width, embedding_dim, norm, mode=mode, **task_cfg)
   if task_name == "autoencoder":
     return AutoEncoder(cfg, width, embedding_dim, norm, **task_cfg)
+  if task_name == "cola":
+    return Cola(cfg, width, embedding_dim, norm, **task_cfg)
   if task_name == "triplet":
     return Triplet(cfg, width, embedding_dim, norm, **task_cfg)
   if task_name in ("supervised", "multihead"):
