@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssl_audio.encoder import BASE_CHANNELS
+from ssl_audio.encoder import Encoder
 
 
 def _conv(x, k):
@@ -50,7 +50,7 @@ def dk_taps(x, g, ks):
 def layers(width: float, frames: int = 96, mels: int = 64):
   """(name, time, freq, c_in, c_out, kernel shape) of every conv of the encoder."""
   cin, t, f = 1, frames, mels
-  for i, c in enumerate(max(1, int(round(c * width))) for c in BASE_CHANNELS):
+  for i, c in enumerate(Encoder(width=width).block_channels()):
     yield f"block{i}.conv_time", t, f, cin, c, (3, 1)
     yield f"block{i}.conv_freq", t, f, c, c, (1, 3)
     cin, t, f = c, -(-t // 2), -(-f // 2)

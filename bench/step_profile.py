@@ -39,7 +39,8 @@ _SKIP = re.compile(r"^\$|Execute|Pjit|^end: |ParseArguments|Handle input|CreateO
 def kernel_times(trace_dir: str) -> collections.Counter:
   """Microseconds per kernel name, summed over the trace's threads."""
   path = glob.glob(f"{trace_dir}/**/*.trace.json.gz", recursive=True)[0]
-  events = json.load(gzip.open(path))["traceEvents"]
+  with gzip.open(path) as f:
+    events = json.load(f)["traceEvents"]
   total = collections.Counter()
   for e in events:
     if e.get("ph") == "X" and "dur" in e and not _SKIP.search(e.get("name", "")):

@@ -22,10 +22,10 @@ def test_scale_bench_prints_json_summary_last():
   assert out["machine"]["cores"] >= 1 and out["command"].startswith("python bench/scale.py")
 
 
-def test_step_profile_sums_kernels_by_name_and_reads_hlo_shapes(tmp_path):
+def test_step_profile_sums_kernels_by_name_and_reads_hlo_shapes(tmp_path, monkeypatch):
   # The parsing half of bench/step_profile.py, on a small hand-made Perfetto trace.
   import gzip
-  sys.path.insert(0, str(REPO / "bench"))
+  monkeypatch.syspath_prepend(str(REPO / "bench"))
   import step_profile as sp
   events = [{"ph": "X", "name": "ynn_fusion.3", "dur": 40}, {"ph": "X", "name": "ynn_fusion.3", "dur": 60},
             {"ph": "X", "name": "transpose_copy_fusion", "dur": 25},
