@@ -16,6 +16,9 @@ vs 6.74 for the batch-mean slice; 0.45 steps/s with four other jobs on the 2 cor
 Downstream (`python -m eval.linear_eval --workdir=runs/cbow --benchmarks=suite:all`):
 digits 23.2 +- 2.4, language 26.7 +- 0.7, msn 85.6 +- 0.2, instrument 36.8 +- 1.1 vs
 Untrained 17.7 / 28.9 / 79.0 / 50.3: ahead on digits and msn, behind on instrument.
+Re-run of the same command (2026-12-02 evening, idle, `--workdir=runs/cbow_s0`): MSE again
+3.823, downstream 20.9 / 24.5 / 83.3 / 40.4 (paired vs Untrained +4.0 +- 4.9, -4.6 +- 7.3,
++4.4 +- 3.7, -9.8 +- 7.3: no benchmark ahead by more than the interval); 0.46 steps/s.
 
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.context         2      2 past + 2 future slices of 96 frames (5-slice block, 4.8 s)

@@ -285,12 +285,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   pending: list[dict] = []
   last: dict = {}
   streak = 0   # consecutive non-finite steps, counted when the metrics reach the host
-  t_log, n_log = time.time(), 0
+  t_log, n_log, t_wait = time.time(), 0, 0.0
   bar = _progress(config.num_train_steps, start)
   with _StopSignal() as stop:
     step = start
     while step < config.num_train_steps:
+      t_next = time.perf_counter()
       batch = parallel.global_batch(next(data_it), mesh)
+      t_wait += time.perf_counter() - t_next   # host time blocked on the input pipeline
       data_state = data_it.get_state()   # the state to resume from after this step
       state, metrics = step_fn(state, batch)
       step += 1
@@ -305,13 +307,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         last = _log_means(host)
         streak = _nonfinite_streak(streak, host)
         last.update(steps_per_s=n_log / dt, examples_per_s=n_log * config.batch_size / dt,
-                    skipped_files=data_it.skipped, filtered_files=len(data_it.filtered))
+                    input_wait_frac=min(t_wait / dt, 1.0), skipped_files=data_it.skipped,
+                    filtered_files=len(data_it.filtered))
         writer.write(step, last)
         if bar is not None:
           bar.set_postfix(loss=f"{last['loss']:.4f}", base=f"{last.get('baseline_loss', float('nan')):.4f}")
         else:
           logging.info("step %d: %s", step, " ".join(f"{k}={v:.4g}" for k, v in last.items()))
-        pending, t_log, n_log = [], time.time(), 0
+        pending, t_log, n_log, t_wait = [], time.time(), 0, 0.0
         if config.max_nonfinite_steps and streak >= config.max_nonfinite_steps:
           ckpt.wait(mgr)
           writer.close()
