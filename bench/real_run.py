@@ -27,9 +27,10 @@ import tempfile
 
 from common import emit, log
 
+import train_step as ts
+
 
 def real_rate(name: str, batch: int, steps: int, log_every: int, workers: int | None) -> dict:
-  import train_step as ts
   from ssl_audio import train
   c = ts.task_config(name, 1.0, batch)
   c.num_train_steps = steps
@@ -43,7 +44,7 @@ def real_rate(name: str, batch: int, steps: int, log_every: int, workers: int | 
   if not rows:
     raise RuntimeError(f"{name}: no logged interval after the first; raise --steps")
   return {"real_examples_per_s": statistics.median(r["examples_per_s"] for r in rows),
-          "input_wait_frac": statistics.mean(r.get("input_wait_frac", float("nan")) for r in rows),
+          "input_wait_frac": statistics.mean(r["input_wait_frac"] for r in rows),
           "num_workers": c.data.num_workers, "intervals": len(rows)}
 
 
@@ -60,7 +61,6 @@ def main(argv=None):
   if args.quick:
     args.tasks, args.steps, args.repeats = "temporal_gap", 30, 2
 
-  import train_step as ts
   from data import suite
   if not suite.manifest_path("pretrain", build=False).is_file():
     raise SystemExit("real_run: the suite is not built (python -m data.suite build)")
