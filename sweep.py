@@ -5,6 +5,8 @@
       --grid=encoder.width=1,4 --grid=seed=0,1,2 --root=runs/sweep
   # run them one after another here
   python sweep.py ... --run
+  # or 5 at a time on one host (small models share one GPU; logs in <root>/<name>.log)
+  python sweep.py ... --run --parallel=5
   # print gcloud commands: set up every worker of a Cloud TPU VM, then run each point
   # on all of them, workdirs in a bucket (README "On a Cloud TPU VM")
   python sweep.py ... --tpu=my-tpu --zone=us-central2-b --root=gs://my-bucket/sweep
@@ -19,8 +21,10 @@ from __future__ import annotations
 import itertools
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from absl import app, flags
@@ -32,6 +36,8 @@ flags.DEFINE_multi_string("grid", [], "KEY=V1,V2,... (repeatable): values to swe
 flags.DEFINE_multi_string("set", [], "KEY=VALUE (repeatable): fixed override for every run.")
 flags.DEFINE_string("root", "runs/sweep", "Parent folder of the runs' workdirs.")
 flags.DEFINE_bool("run", False, "Run the points here, one after another.")
+flags.DEFINE_integer("parallel", 1, "With --run: run this many points at once, each in its own "
+                     "process (on one GPU: small models share it), output in <root>/<name>.log.")
 flags.DEFINE_string("tpu", "", "Cloud TPU VM name: print gcloud commands instead.")
 flags.DEFINE_string("zone", "", "Zone of the TPU VM.")
 flags.DEFINE_string("repo", "~/ssl-audio", "Checkout path on the TPU VM.")
@@ -83,6 +89,7 @@ def main(argv):
     raise app.UsageError(f"--tpu: every host of a slice writes to one workdir, so --root must be "
                          f"a bucket (e.g. --root=gs://my-bucket/sweep), got {FLAGS.root!r}")
   runs = points(FLAGS.configs, parse_grid(FLAGS.grid), FLAGS.set)
+  jobs: list[tuple[str, list[str]]] = []
   if FLAGS.tpu:
     print("# once: this code and its requirements on every worker")
     print("\n".join(tpu_setup(FLAGS.tpu, FLAGS.zone, FLAGS.repo, FLAGS.git)))
@@ -95,11 +102,60 @@ def main(argv):
                 " --config.distributed=True")
       print(f"gcloud compute tpus tpu-vm ssh {FLAGS.tpu} --zone={FLAGS.zone} --worker=all "
             f"--command={shlex.quote(remote)}")
+    elif FLAGS.run and FLAGS.parallel > 1:
+      jobs.append((name, cmd))
     elif FLAGS.run:
       print(f"== {name}", flush=True)
       subprocess.run(cmd, check=True)
     else:
       print(" ".join(shlex.quote(c) for c in cmd))
+  if jobs:
+    failed = run_parallel(jobs, FLAGS.root, FLAGS.parallel)
+    if failed:
+      raise SystemExit(f"{len(failed)} of {len(jobs)} runs failed: {', '.join(failed)} "
+                       f"(logs in {FLAGS.root}/<name>.log)")
+
+
+def run_parallel(jobs: list[tuple[str, list[str]]], root: str, parallel: int) -> list[str]:
+  """Runs (name, command) jobs, ``parallel`` at a time; returns the names that failed.
+
+  Each job's output goes to ``<root>/<name>.log``. XLA does not pre-allocate GPU memory
+  (``XLA_PYTHON_CLIENT_PREALLOCATE=false`` unless set), so the processes share one GPU.
+  A SIGTERM to the sweep (preemption) is passed on to every running job, which saves a
+  checkpoint and stops; re-running the sweep resumes them all.
+  """
+  env = dict(os.environ)
+  env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+  os.makedirs(root, exist_ok=True)
+  running: dict[str, subprocess.Popen] = {}
+  failed: list[str] = []
+  stopping = []
+  old = signal.signal(signal.SIGTERM, lambda *_: stopping.append(1) or
+                      [p.send_signal(signal.SIGTERM) for p in running.values()])
+  queue = list(jobs)
+
+  def reap() -> None:
+    for name, p in list(running.items()):
+      if p.poll() is not None:
+        del running[name]
+        print(f"== {name}: exit {p.returncode}", flush=True)
+        if p.returncode:
+          failed.append(name)
+
+  try:
+    while queue or running:
+      while queue and len(running) < parallel and not stopping:
+        name, cmd = queue.pop(0)
+        with open(os.path.join(root, f"{name}.log"), "ab") as log:
+          running[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        print(f"== {name}: started", flush=True)
+      if stopping:
+        queue.clear()
+      reap()
+      time.sleep(0.2)
+  finally:
+    signal.signal(signal.SIGTERM, old)
+  return failed
 
 
 if __name__ == "__main__":

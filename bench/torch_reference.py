@@ -193,18 +193,19 @@ def triplet_semihard(anchor, positive, margin: float, fallback: str = "hardest")
   """Single-device version of ssl_audio.tasks.triplet.triplet_semihard."""
   b = anchor.shape[0]
   cand = torch.cat([anchor, positive], 0)                       # [2B, D]
-  cand_ex = torch.cat([torch.arange(b)] * 2)
+  dev = anchor.device
+  cand_ex = torch.cat([torch.arange(b, device=dev)] * 2)
   d_ap = ((anchor - positive) ** 2).sum(-1)
   d_an = ((anchor[:, None, :] - cand[None, :, :]) ** 2).sum(-1)  # [B, 2B]
-  neg = cand_ex[None, :] != torch.arange(b)[:, None]
-  big = torch.tensor(1e9)
+  neg = cand_ex[None, :] != torch.arange(b, device=dev)[:, None]
+  big = torch.tensor(1e9, device=dev)
   farther = neg & (d_an > d_ap[:, None])
   d_semi = torch.where(farther, d_an, big).amin(1)
   hardest = torch.where(neg, d_an, big).amin(1)
   easiest = torch.where(neg, d_an, -big).amax(1)
   d_fall = hardest if fallback == "hardest" else easiest
   d_neg = torch.where(farther.any(1), d_semi, d_fall)
-  per = torch.where(neg.any(1), F.relu(d_ap - d_neg + margin), torch.zeros(()))
+  per = torch.where(neg.any(1), F.relu(d_ap - d_neg + margin), torch.zeros((), device=dev))
   return per.mean()
 
 
@@ -225,7 +226,8 @@ class Supervised(_TaskModel):
     super().__init__(cfg, width, embedding_dim, norm)
     self.hidden = tnn.Linear(embedding_dim, head_hidden) if head_hidden else None
     self.head = tnn.Linear(head_hidden or embedding_dim, num_classes)
-    self.groups = None if groups is None else torch.as_tensor(np.asarray(groups))
+    groups = None if groups is None else torch.as_tensor(np.asarray(groups))
+    self.register_buffer("groups", groups)   # a buffer: moves with .to(device)
 
   def forward(self, batch):
     h = self.embed(batch["audio"])[:, 0]
@@ -235,7 +237,7 @@ class Supervised(_TaskModel):
     labels = batch["label"].long()
     if self.groups is not None:                                   # MultiHead: mask other heads
       own = self.groups[None, :] == self.groups[labels][:, None]
-      logits = torch.where(own, logits, torch.tensor(-1e9))
+      logits = torch.where(own, logits, torch.tensor(-1e9, device=logits.device))
     return F.cross_entropy(logits, labels)
 
 
@@ -253,7 +255,7 @@ class Cola(_TaskModel):
   def forward(self, batch):
     g = torch.tanh(self.head_norm(self.head(self.embed(batch["audio"]))))   # [B, 2, d]
     logits = (g[:, 0] @ self.bilinear) @ g[:, 1].T * self.scale
-    return F.cross_entropy(logits, torch.arange(logits.shape[0]))
+    return F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device))
 
 
 def make_model(task_name: str, cfg: fe.FrontendConfig, width: float, embedding_dim: int,

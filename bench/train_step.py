@@ -128,26 +128,31 @@ class JaxStep:
 
 
 class TorchStep:
-  def __init__(self, name: str, jstep: JaxStep):
+  def __init__(self, name: str, jstep: JaxStep, device: str = "cpu"):
     import torch
     import torch_reference as tr
     torch.set_num_threads(2)
     torch.manual_seed(0)
     c, task = jstep.config, jstep.task
     groups = getattr(task, "groups", None)
+    self.device = torch.device(device)
     self.model = tr.make_model(name, task.frontend, c.encoder.width, c.encoder.embedding_dim,
-                               c.encoder.norm, dict(c.task), jstep.num_classes, groups)
+                               c.encoder.norm, dict(c.task), jstep.num_classes, groups).to(self.device)
     self.params = tr.count_params(self.model)
-    self.batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in jstep.batch_np.items()}
+    self.batch = {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device)
+                  for k, v in jstep.batch_np.items()}
     self.flops = tr.flops_per_step(self.model, self.batch)
     self.step = tr.make_step(self.model)
+    self.sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
 
   def run(self, n: int) -> None:
     for _ in range(n):
       self.step(self.batch)
+    self.sync()   # a GPU step is asynchronous: time it to the end
 
 
 def matmul_peak(n: int = 2048, repeats: int = 3) -> float:
+  """fp32 GFLOP/s of an n^3 ``jnp.dot`` on the default device (best of ``repeats``)."""
   a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
   f = jax.jit(lambda a, b: jnp.dot(a, b))
   f(a, a).block_until_ready()
@@ -160,7 +165,7 @@ def matmul_peak(n: int = 2048, repeats: int = 3) -> float:
 
 
 def bench_one(name: str, width: float, batch: int, steps: int, repeats: int, torch_ok: bool,
-              warmup: bool = True) -> dict:
+              warmup: bool = True, torch_device: str = "cpu") -> dict:
   log(f"train_step: {name} width {width} batch {batch}: compiling")
   j = JaxStep(name, width, batch)
   out = {"task": name, "width": width, "batch": batch, "jax_params": j.params,
@@ -170,13 +175,15 @@ def bench_one(name: str, width: float, batch: int, steps: int, repeats: int, tor
   t_ref = None
   if torch_ok:
     try:
-      t_ref = TorchStep(name, j)
+      t_ref = TorchStep(name, j, torch_device)
       out["torch_params"] = t_ref.params
       out["params_match"] = t_ref.params == j.params
       out["torch_flops_per_step"] = t_ref.flops
       fns["torch"] = t_ref.run
     except KeyError:
       log(f"train_step: no torch reference for {name} yet")
+    except Exception as e:  # noqa: BLE001 (a torch failure must not lose the JAX row)
+      log(f"train_step: torch reference of {name} failed on {torch_device}: {type(e).__name__}: {e}")
   if warmup:
     j.run(1)                  # torch's warm-up was its FlopCounterMode step
   best = {k: float("inf") for k in fns}
@@ -207,6 +214,8 @@ def main(argv=None):
   ap.add_argument("--steps", type=int, default=2, help="steps per timed round")
   ap.add_argument("--repeats", type=int, default=2, help="timed rounds (best kept)")
   ap.add_argument("--no-torch", action="store_true")
+  ap.add_argument("--torch-device", default="cpu", help="cpu | cuda (the reference on the GPU)")
+  ap.add_argument("--peak-n", type=int, default=2048, help="matmul size of the peak (8192 on a GPU)")
   args = ap.parse_args(argv)
   if args.quick:
     args.widths, args.batch, args.steps, args.repeats = "1", 64, 1, 1
@@ -220,13 +229,14 @@ def main(argv=None):
       import torch  # noqa: F401
     except ImportError:
       torch_ok = False
-  peak = matmul_peak()
+  peak = matmul_peak(args.peak_n)
   log(f"train_step: tasks {names}, widths {widths}, batch {args.batch}; matmul peak {peak:.0f} GFLOP/s")
   rows, failed = [], {}
   for w in widths:
     for n in names:
       try:
-        r = bench_one(n, w, args.batch, args.steps, args.repeats, torch_ok, warmup=not args.quick)
+        r = bench_one(n, w, args.batch, args.steps, args.repeats, torch_ok, warmup=not args.quick,
+                      torch_device=args.torch_device)
         r["jax_pct_of_matmul_peak"] = 100 * r["jax_gflops_per_s"] / peak
         rows.append(r)
       except Exception as e:  # noqa: BLE001 (one broken task must not hide the others)
@@ -234,7 +244,9 @@ def main(argv=None):
         failed[f"{n}@{w}"] = f"{type(e).__name__}: {e}"[:300]
   ratios = [r["jax_vs_torch"] for r in rows if "jax_vs_torch" in r]
   figs = {"batch": args.batch, "widths": widths, "steps": args.steps, "repeats": args.repeats,
-          "logmel_in_step": "included in both", "torch_threads": 2 if torch_ok else None,
+          "logmel_in_step": "included in both", "torch_device": args.torch_device,
+          "torch_threads": 2 if torch_ok and args.torch_device == "cpu" else None,
+          "jax_device": str(jax.devices()[0].device_kind),
           "matmul_peak_gflops": peak, "tasks": names, "results": rows, "failed": failed,
           "min_jax_vs_torch": min(ratios) if ratios else None,
           "all_tasks_jax_ge_torch": bool(ratios) and min(ratios) >= 1.0}

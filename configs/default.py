@@ -53,6 +53,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.pretrain = "suite:pretrain"  # suite:NAME | manifest:PATH | folder:PATH | a folder | a .csv
   c.data.train = ""                   # labelled data for supervised tasks
   c.data.num_workers = 2              # decoding processes; 0 decodes in the main process
+  c.data.packed = False               # True: decode the pool once into an int16 store, then copy
+                                      # windows from it (ssl_audio/packed.py)
+  c.data.packed_dir = ""              # where stores live ("": $SSL_AUDIO_CACHE/packed or
+                                      # ~/.cache/ssl_audio/packed)
 
   # Federated pretraining (ssl_audio/federated/): rounds > 0 makes `python main.py` run
   # FedAvg over the clients of data.pretrain instead of centralised steps; README

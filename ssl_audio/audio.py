@@ -102,8 +102,14 @@ def load_audio(path: str, sample_rate: int = SAMPLE_RATE, start: float | None = 
     raise BadAudio(f"amplitude {peak:.3g} beyond full scale (> {MAX_PEAK:g})")
   if sr != sample_rate:
     x = soxr.resample(x, sr, sample_rate).astype(np.float32, copy=False)
+  check_usable(x, sample_rate, min_samples, silence_threshold)
+  return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def check_usable(x: np.ndarray, sample_rate: int, min_samples: int = 1,
+                 silence_threshold: float = 1e-6) -> None:
+  """Raises BadAudio if decoded audio is shorter than ``min_samples`` or digitally silent."""
   if len(x) < min_samples:
     raise BadAudio(f"too short: {len(x)} samples at {sample_rate} Hz, need {min_samples}")
   if float(np.max(np.abs(x))) <= silence_threshold:
     raise BadAudio("silent")
-  return np.ascontiguousarray(x, dtype=np.float32)

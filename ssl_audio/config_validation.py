@@ -69,6 +69,10 @@ def check_config(c: ml_collections.ConfigDict) -> None:
         f"must be none or pool, got {c.encoder.input_norm!r}")
   _num(c, "encoder.input_std", 0.0, lo_open=True)
   _int(c, "data.num_workers", 0)
+  _need(isinstance(c.data.get("packed", False), bool), "data.packed",
+        f"must be True or False, got {c.data.get('packed')!r}")
+  _need(isinstance(c.data.get("packed_dir", ""), str), "data.packed_dir",
+        f"must be a folder path, got {c.data.get('packed_dir')!r}")
   try:
     augment.AugmentConfig.from_config(c.augment).check()
   except (TypeError, ValueError) as e:

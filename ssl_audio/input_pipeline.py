@@ -3,8 +3,9 @@
 Per example (in worker processes when ``data.num_workers`` > 0): pick a random
 window of ``task.clip_samples`` inside the file (or its [start, end] segment),
 decode only that window (soundfile), down-mix, resample (soxr), then let the task
-cut its slices and targets. Raw audio travels as int16; the log-mel runs on the
-accelerator inside the step.
+cut its slices and targets. With ``data.packed`` the rows are decoded once into a
+packed int16 store (``ssl_audio.packed``) and a window is a copy out of it. Raw
+audio travels as int16; the log-mel runs on the accelerator inside the step.
 
 Bad input never stops a run. Rows too short for the task (from their segment,
 ``duration`` column or file header) and files whose header cannot be read are
@@ -35,6 +36,7 @@ import soundfile as sf
 from absl import flags, logging
 
 from ssl_audio import audio as audio_lib
+from ssl_audio import packed as packed_lib
 from ssl_audio import paths as paths_lib
 from ssl_audio.manifest import Manifest
 from ssl_audio.tasks.base import Task
@@ -55,9 +57,22 @@ class ExampleMaker:
   task: Task
   sample_rate: int
   base_dir: str = ""                # joined per draw: no second array of 1M full paths
+  packed: str = ""                  # a packed store's folder (ssl_audio.packed): copy, not decode
 
   def path(self, i: int) -> str:
     return paths_lib.join(self.base_dir, self.paths[i]) if self.base_dir else self.paths[i]
+
+  def packed_clip(self, i: int, rng: np.random.Generator) -> np.ndarray:
+    """A random window of task.clip_samples of row i, copied from the packed store."""
+    store = packed_lib.open_store(self.packed)   # memory-mapped once per worker process
+    n, want = store.length(i), self.task.clip_samples
+    start = int(rng.integers(0, n - want + 1)) if n > want else 0
+    clip = store.window(i, start, want)
+    if len(clip) < self.task.min_samples:
+      audio_lib.check_usable(clip, self.sample_rate, self.task.min_samples)   # says why
+    if not clip.any():   # int16 samples: a peak under 1e-6 (silence) is all zeros
+      raise audio_lib.BadAudio("silent")
+    return clip
 
   def window(self, i: int, rng: np.random.Generator) -> tuple[float | None, float | None]:
     """A random window of task.clip_samples inside row i, in the file's seconds."""
@@ -77,10 +92,13 @@ class ExampleMaker:
   def __call__(self, i: int, rng: np.random.Generator) -> dict[str, Any]:
     path = self.path(i)
     try:
-      start, end = self.window(i, rng)
-      clip = audio_lib.load_audio(path, self.sample_rate, start, end,
-                                  min_samples=self.task.min_samples)
-      clip = clip[:self.task.clip_samples]
+      if self.packed:
+        clip = self.packed_clip(i, rng)
+      else:
+        start, end = self.window(i, rng)
+        clip = audio_lib.load_audio(path, self.sample_rate, start, end,
+                                    min_samples=self.task.min_samples)
+        clip = clip[:self.task.clip_samples]
       ex = self.task.sample(clip, rng)
     except (audio_lib.BadAudio, sf.LibsndfileError, RuntimeError, ValueError, OSError) as e:
       return {BAD: path, "reason": str(e) or type(e).__name__}
@@ -208,8 +226,12 @@ def label_index(manifest: Manifest, classes: list[str] | None = None) -> tuple[l
 
 def make_train_iterator(manifest: Manifest, task: Task, batch_size: int, seed: int,
                         num_workers: int = 0, classes: list[str] | None = None,
-                        sample_rate: int = 16000) -> Batcher:
-  """Infinite, shuffled, host-sharded iterator of batches of ``batch_size`` (per host)."""
+                        sample_rate: int = 16000, packed_root: str | None = None) -> Batcher:
+  """Infinite, shuffled, host-sharded iterator of batches of ``batch_size`` (per host).
+
+  ``packed_root``: decode this host's rows once into a packed int16 store under that
+  folder ("" the default cache; ``ssl_audio.packed``) and copy windows from it.
+  """
   if len(manifest) == 0:
     raise ValueError(f"{manifest.name}: no rows")
   labels = None
@@ -222,7 +244,12 @@ def make_train_iterator(manifest: Manifest, task: Task, batch_size: int, seed: i
   if len(rows) == 0:
     raise ValueError(f"{manifest.name}: {len(manifest)} rows cannot be shared by "
                      f"{jax.process_count()} hosts")
-  rows, filtered = usable_rows(manifest, rows, task.min_samples, sample_rate)
+  if packed_root is None:
+    rows, filtered = usable_rows(manifest, rows, task.min_samples, sample_rate)
+  else:   # every row of this host whatever the task, so one store serves every task
+    store = packed_lib.ensure(manifest, rows, sample_rate, packed_root)
+    rows, filtered = store.usable_rows(manifest, task.min_samples)
+    maker = dataclasses.replace(maker, packed=store.folder)
   for path, reason in filtered.items():
     logging.warning("leaving out audio %s: %s", path, reason)
   if filtered:

@@ -252,7 +252,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   data_it = input_pipeline.make_train_iterator(
       manifest, task, local_bs, config.seed, config.data.num_workers, classes or None,
-      task.frontend.sample_rate)
+      task.frontend.sample_rate,
+      packed_root=config.data.packed_dir if config.data.get("packed") else None)
   start = 0
   if mgr.latest_step() is not None:
     abstract = ckpt.abstract(state)
