@@ -1,7 +1,7 @@
 r"""Input-pipeline throughput (Grain: decode + resample + crop + task.sample) vs the train step.
 
 Command:
-  python bench/input_pipeline.py [--quick] [--task temporal_gap] [--batch 64]
+  python bench/input_pipeline.py [--quick] [--task temporal_gap] [--batch 64] [--packed both]
 
 Data: the offline suite's pretrain manifest when it is built (``data.suite.
 manifest_path("pretrain", build=False)``; this script never starts a build),
@@ -14,6 +14,8 @@ timed apart, then examples/s over the next batches. Against it: the rate the
 real JAX train step consumes (width 1, same batch size, fixed in-memory batch,
 best of a few steps), measured in the same run. The default config
 (data.num_workers = 2) is input-bound when its pipeline rate is below that.
+``--packed both`` (default) times each worker count twice: decoding each window, and
+copying it from the packed int16 store (``data.packed``, built once before the timing).
 """
 
 from __future__ import annotations
@@ -56,19 +58,21 @@ def suite_manifest() -> Path | None:
     return None
 
 
-def pipeline_rate(manifest, task, batch: int, workers: int, n_batches: int) -> dict:
+def pipeline_rate(manifest, task, batch: int, workers: int, n_batches: int,
+                  packed_root: str | None = None) -> dict:
   from ssl_audio import input_pipeline
   t0 = time.perf_counter()
   it = input_pipeline.make_train_iterator(manifest, task, batch, seed=0, num_workers=workers,
-                                          sample_rate=task.frontend.sample_rate)
+                                          sample_rate=task.frontend.sample_rate,
+                                          packed_root=packed_root)
   next(it)
   first = time.perf_counter() - t0
   t = time.perf_counter()
   for _ in range(n_batches):
     next(it)
   dt = time.perf_counter() - t
-  out = {"workers": workers, "first_batch_s": first, "examples_per_s": n_batches * batch / dt,
-         "skipped": it.skipped}
+  out = {"workers": workers, "packed": packed_root is not None, "first_batch_s": first,
+         "examples_per_s": n_batches * batch / dt, "skipped": it.skipped}
   del it
   return out
 
@@ -80,6 +84,8 @@ def main(argv=None):
   ap.add_argument("--batch", type=int, default=64)
   ap.add_argument("--batches", type=int, default=8, help="timed batches per worker count")
   ap.add_argument("--workers", default="0,1,2")
+  ap.add_argument("--packed", default="both", choices=["off", "on", "both"],
+                  help="decode each window, copy it from the packed int16 store, or both")
   args = ap.parse_args(argv)
   if args.quick:
     args.batches = 2
@@ -103,10 +109,17 @@ def main(argv=None):
   log(f"input_pipeline: {source} ({len(manifest)} rows), task {args.task}, batch {args.batch}")
 
   rates = []
+  if args.packed != "off":   # build the store first (cached): its one-off cost is not a rate
+    from ssl_audio import packed
+    t = time.perf_counter()
+    store = packed.ensure(manifest, np.arange(len(manifest)), task.frontend.sample_rate)
+    log(f"input_pipeline: packed store ready in {time.perf_counter() - t:.1f} s "
+        f"(built in {store.meta['build_seconds']} s when it was made)")
   for w in [int(x) for x in args.workers.split(",")]:
-    r = pipeline_rate(manifest, task, args.batch, w, args.batches)
-    log(f"input_pipeline: {r}")
-    rates.append(r)
+    for mode in (["off", "on"] if args.packed == "both" else [args.packed]):
+      r = pipeline_rate(manifest, task, args.batch, w, args.batches, "" if mode == "on" else None)
+      log(f"input_pipeline: {r}")
+      rates.append(r)
 
   # What the train step consumes (the real JAX step, width 1, no torch).
   j = ts.JaxStep(args.task, 1.0, args.batch)
@@ -118,7 +131,8 @@ def main(argv=None):
     best = min(best, time.perf_counter() - t)
   step_rate = args.batch / best
   default_workers = int(cfg.data.num_workers)
-  default = next((r for r in rates if r["workers"] == default_workers), rates[-1])
+  default = next((r for r in rates if r["workers"] == default_workers and not r["packed"]),
+                 rates[-1])
   figs = {"source": source, "rows": len(manifest), "task": args.task, "batch": args.batch,
           "timed_batches": args.batches, "pipeline": rates,
           "train_step_examples_per_s_width1": step_rate,

@@ -1,7 +1,7 @@
 r"""The real run vs the isolated step: examples/s of ``train_and_evaluate`` at a method's config.
 
 Command:
-  python bench/real_run.py [--quick] [--tasks temporal_gap,audio2vec_cbow] [--steps 60]
+  python bench/real_run.py [--quick] [--tasks temporal_gap,audio2vec_cbow] [--steps 60] [--packed both]
 
 For each task: ``ssl_audio.train.train_and_evaluate`` with ``configs/<task>.py`` as
 ``python main.py --config=configs/<task>.py`` runs it (the suite's pretraining pool, the
@@ -12,7 +12,10 @@ others, with the trainer's ``input_wait_frac`` (host time blocked in ``next()`` 
 input pipeline, as a fraction of the interval). Against it, in the same run: the
 isolated JAX step of bench/train_step.py (same task, width and batch, a fixed
 in-memory batch, best of ``--repeats`` rounds). ``real / isolated`` below 1 is what
-the input pipeline, logging and checkpoints cost the run.
+the input pipeline, logging and checkpoints cost the run. ``--packed both`` (the
+default) runs each task twice: decoding every window from the files, and copying it
+out of the packed int16 store (``data.packed``; the store is built once, before the
+timed run, and cached).
 
 Needs the built suite (``python -m data.suite build``); this script never starts a build.
 """
@@ -30,13 +33,20 @@ from common import emit, log
 import train_step as ts
 
 
-def real_rate(name: str, batch: int, steps: int, log_every: int, workers: int | None) -> dict:
+def real_rate(name: str, batch: int, steps: int, log_every: int, workers: int | None,
+              packed: bool = False) -> dict:
   from ssl_audio import train
   c = ts.task_config(name, 1.0, batch)
   c.num_train_steps = steps
   c.log_every_steps = log_every
+  c.data.packed = packed
   if workers is not None:
     c.data.num_workers = workers
+  if packed:   # build (or find) the store first: its one-off cost is not the run's rate
+    import numpy as np
+    from ssl_audio import manifest, packed as packed_lib
+    m = manifest.resolve(c.data.pretrain)
+    packed_lib.ensure(m, np.arange(len(m)), 16000, c.data.packed_dir)
   with tempfile.TemporaryDirectory(prefix="bench_real_") as wd:
     train.train_and_evaluate(c, wd)
     rows = [json.loads(line) for line in open(os.path.join(wd, "metrics.jsonl"))]
@@ -57,6 +67,8 @@ def main(argv=None):
   ap.add_argument("--log_every", type=int, default=10)
   ap.add_argument("--repeats", type=int, default=3, help="rounds of the isolated step")
   ap.add_argument("--workers", type=int, default=None, help="override data.num_workers")
+  ap.add_argument("--packed", default="both", choices=["off", "on", "both"],
+                  help="decode windows from the files, copy them from the packed store, or both")
   args = ap.parse_args(argv)
   if args.quick:
     args.tasks, args.steps, args.repeats = "temporal_gap", 30, 2
@@ -68,10 +80,16 @@ def main(argv=None):
   peak = ts.matmul_peak()
   rows = []
   for name in [t for t in args.tasks.split(",") if t]:
-    r = {"task": name, **real_rate(name, args.batch, args.steps, args.log_every, args.workers)}
+    r = {"task": name}
+    for mode in (["off", "on"] if args.packed == "both" else [args.packed]):
+      rate = real_rate(name, args.batch, args.steps, args.log_every, args.workers, mode == "on")
+      suffix = "_packed" if mode == "on" else ""
+      r.update({k + suffix: v for k, v in rate.items()})
     iso = ts.bench_one(name, 1.0, args.batch, steps=2, repeats=args.repeats, torch_ok=False)
     r["isolated_examples_per_s"] = iso["jax_examples_per_s"]
-    r["real_vs_isolated"] = r["real_examples_per_s"] / iso["jax_examples_per_s"]
+    for suffix in ("", "_packed"):
+      if "real_examples_per_s" + suffix in r:
+        r["real_vs_isolated" + suffix] = r["real_examples_per_s" + suffix] / iso["jax_examples_per_s"]
     log("real_run: " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                 for k, v in r.items()))
     rows.append(r)

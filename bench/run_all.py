@@ -22,8 +22,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from common import REPO, log, machine  # noqa: E402
 
-SCRIPTS = ("frontend", "train_step", "step_profile", "conv_grad", "maxpool", "input_pipeline", "real_run",
-           "evaluation", "scale")
+SCRIPTS = ("frontend", "train_step", "extract", "step_profile", "conv_grad", "maxpool", "input_pipeline",
+           "real_run", "evaluation", "scale")
 
 
 def main(argv=None):

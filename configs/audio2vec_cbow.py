@@ -20,6 +20,13 @@ Re-run of the same command (2026-12-02 evening, idle, `--workdir=runs/cbow_s0`):
 3.823, downstream 20.9 / 24.5 / 83.3 / 40.4 (paired vs Untrained +4.0 +- 4.9, -4.6 +- 7.3,
 +4.4 +- 3.7, -9.8 +- 7.3: no benchmark ahead by more than the interval); 0.46 steps/s.
 
+At 4.6x the examples (2026-12-04, one H200, README "Results at 4.6x the examples": batch 128,
+2,300 steps, the pool as 20-kbit/s Opus; `--config.batch_size=128 --config.num_train_steps=2300
+--config.data.packed=True`): MSE 2.98 / 2.95 (seeds 0 / 1) vs 6.10 / 6.08. Downstream (default
+protocol): digits 11.9 / 12.4, language 34.0 / 32.0, msn 80.1 / 84.0, instrument 42.1 / 46.9
+vs Untrained 17.7 / 28.9 / 79.0 / 50.5: ahead only on msn in seed 1 (+5.1 +- 3.4 paired),
+at chance on digits in both seeds.
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.context         2      2 past + 2 future slices of 96 frames (5-slice block, 4.8 s)
   task.gap_frames      0      no frames skipped between consecutive slices

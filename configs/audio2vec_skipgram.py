@@ -14,6 +14,13 @@ Result at batch 64, 1000 steps (2026-12-01, `--config.num_train_steps=1000`, mea
   17.5, language 22.0, msn 85.5, instrument 42.9 vs Untrained 17.7 / 28.9 / 79.0 / 50.3:
   ahead on msn only (+6.6 +- 3.1 paired).
 
+At 4.6x the examples (2026-12-04, one H200, README "Results at 4.6x the examples": batch 128,
+2,300 steps, the pool as 20-kbit/s Opus; `--config.batch_size=128 --config.num_train_steps=2300
+--config.data.packed=True`): MSE 3.41 / 3.21 (seeds 0 / 1) vs 6.04 / 6.03. Downstream (default
+protocol): digits 20.3 / 24.9, language 31.8 / 33.0, msn 84.1 / 79.0, instrument 44.5 / 41.6
+vs Untrained 17.7 / 28.9 / 79.0 / 50.5: ahead on msn in seed 0 (+5.1 +- 3.3) and digits in
+seed 1 (+7.9 +- 6.4), behind on instrument.
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.context         2      2 past + 2 future target slices of 96 frames (5-slice block)
   task.gap_frames      0      no frames skipped between consecutive slices

@@ -16,6 +16,13 @@ to beat the random encoder on a benchmark. Re-run of the same command on 2026-12
 downstream 22.0 / 28.8 / 78.9 / 47.5: the digits gain is one run's (README "Results").
 Width 4 (--config.encoder.width=4, 400 steps): 0.30 steps/s, 20.3 / 21.7 / 76.1 / 53.0.
 
+At 4.6x the examples (2026-12-04, one H200, README "Results at 4.6x the examples": batch 128,
+2,300 steps, the pool as 20-kbit/s Opus; `--config.batch_size=128 --config.num_train_steps=2300
+--config.data.packed=True`): loss 1.209 vs ln 128 = 4.852, positive retrieved among 128 in 60%.
+Downstream (default protocol): digits 22.6, language 38.6, msn 75.5, instrument 42.2 (mean
+44.7) vs Untrained 17.7 / 28.9 / 79.0 / 50.5: language +9.4 +- 5.8 paired; behind on msn and
+instrument. Probing the pooled features: 23.7 / 39.8 / 78.3 / 45.5.
+
 Choices (paper.md §10, COLA's code), all overridable:
   task.window_seconds   10     both crops drawn inside a 10-s window of the clip
   task.min_gap_seconds  0.0    independent crops, as COLA (0.975: never overlapping)

@@ -16,6 +16,13 @@ and loudness shortcuts gone, 1000 steps learn almost nothing. Downstream (same c
 configs/cola.py): digits 19.2 +- 2.4, language 31.1 +- 1.0, msn 77.0 +- 2.0, instrument
 42.6 +- 0.4 vs Untrained 17.7 / 28.9 / 79.0 / 50.3: not better than random.
 
+At 4.6x the examples (2026-12-04, one H200, README "Results at 4.6x the examples": batch 128,
+2,300 steps, the pool as 20-kbit/s Opus; `--config.batch_size=128 --config.num_train_steps=2300
+--config.data.packed=True`): loss 0.6731 / 0.6740 (seeds 0 / 1) vs 0.6774 / 0.6783 for the
+constant, |gap error| 0.169 vs 0.175. Downstream (default protocol): digits 20.9 / 22.0,
+language 22.5 / 25.3, msn 78.0 / 72.6, instrument 41.4 / 42.4 vs Untrained 17.7 / 28.9 / 79.0 /
+50.5: ahead only on digits in seed 1 (+5.1 +- 4.2 paired), behind on instrument in both.
+
 Paper-silent choices made here (paper.md §9), all overridable:
   task.window_seconds   10     slices drawn inside a 10-s window of the clip
   task.min_gap_seconds  0.975  one slice: pairs uniform over starts >= this far apart, so the

@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import time
+import zipfile
 
 import numpy as np
 from absl import logging
@@ -70,14 +71,20 @@ class PackedStore:
   """An opened store: ``window(row, start, n)`` copies samples of one manifest row."""
   folder: str
   audio: np.ndarray      # [total] int16, memory-mapped
-  rows: np.ndarray       # [n] manifest row ids, in store order
+  rows: np.ndarray       # [n] manifest row ids, ascending
   offsets: np.ndarray    # [n] first sample of each row in ``audio``
   lengths: np.ndarray    # [n] samples of each row (0: failed to decode)
-  slot: dict             # manifest row id -> store position
   meta: dict
 
+  def slot(self, row: int) -> int:
+    """Position of a manifest row in the store (a search: no per-row dict for 1M rows)."""
+    k = int(np.searchsorted(self.rows, row))
+    if k == len(self.rows) or self.rows[k] != row:
+      raise KeyError(f"row {row} is not in the packed store {self.folder}")
+    return k
+
   def length(self, row: int) -> int:
-    return int(self.lengths[self.slot[row]])
+    return int(self.lengths[self.slot(row)])
 
   def usable_rows(self, manifest: Manifest, min_samples: int) -> tuple[np.ndarray, dict[str, str]]:
     """(the stored rows with at least ``min_samples``, {path: reason} for the others): the
@@ -93,7 +100,7 @@ class PackedStore:
 
   def window(self, row: int, start: int, n: int) -> np.ndarray:
     """float32 samples [start, start + n) of the row (fewer at its end), scaled to [-1, 1)."""
-    k = self.slot[row]
+    k = self.slot(row)
     start = min(max(int(start), 0), int(self.lengths[k]))
     stop = min(start + int(n), int(self.lengths[k]))
     off = int(self.offsets[k])
@@ -108,10 +115,30 @@ def open_store(folder: str) -> PackedStore:
   with open(os.path.join(folder, META_FILE)) as f:
     meta = json.load(f)
   total = int(offsets[-1] + lengths[-1]) if len(rows) else 0
+  size = os.path.getsize(os.path.join(folder, AUDIO_FILE))
+  if size != 2 * total:
+    raise ValueError(f"packed store {folder}: {AUDIO_FILE} has {size} bytes, the index says "
+                     f"{2 * total}")
   audio = (np.memmap(os.path.join(folder, AUDIO_FILE), dtype="<i2", mode="r", shape=(total,))
            if total else np.zeros(0, np.int16))
-  return PackedStore(folder, audio, rows, offsets, lengths,
-                     {int(r): k for k, r in enumerate(rows)}, meta)
+  return PackedStore(folder, audio, rows, offsets, lengths, meta)
+
+
+def _usable(folder: str) -> bool:
+  """True if ``folder`` holds a complete, readable store; a damaged one is named and moved
+  aside (a cache: it is rebuilt, never trusted)."""
+  if not os.path.exists(os.path.join(folder, META_FILE)):
+    return False
+  try:
+    open_store(folder)
+    return True
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+    open_store.cache_clear()
+    aside = f"{folder}.damaged{int(time.time())}"
+    logging.warning("packed store %s is damaged (%s): moved to %s, building it again",
+                    folder, e, aside)
+    os.replace(folder, aside)
+    return False
 
 
 def _decode(manifest: Manifest, row: int, sample_rate: int) -> tuple[np.ndarray | None, str]:
@@ -141,8 +168,8 @@ def ensure(manifest: Manifest, rows: np.ndarray, sample_rate: int, root: str = "
   key = fingerprint(manifest, rows, sample_rate)
   folder = os.path.join(root, key)
   with _lock(folder + ".lock"):
-    if not os.path.exists(os.path.join(folder, META_FILE)):
-      _build(manifest, np.asarray(rows, np.int64), sample_rate, folder, key,
+    if not _usable(folder):
+      _build(manifest, np.sort(np.asarray(rows, np.int64)), sample_rate, folder, key,
              workers or os.cpu_count() or 1)
   return open_store(folder)
 

@@ -31,7 +31,7 @@ def test_store_holds_every_row_decoded_at_the_target_rate(tmp_path):
   for row in (0, 1, 3):
     start, end = m.segment(row)
     want = to_int16(load_audio(m.path(row), 16000, start, end))
-    got = store.audio[store.offsets[store.slot[row]]:][:store.length(row)]
+    got = store.audio[store.offsets[store.slot(row)]:][:store.length(row)]
     np.testing.assert_array_equal(got, want)          # exactly what decoding gives
   assert store.length(3) == 24000                     # the segment, not the file
   assert store.length(2) == 0 and "silent" in store.meta["bad"][m.path(2)]
@@ -95,3 +95,21 @@ def test_rows_that_fail_to_pack_are_left_out_and_named(tmp_path):
   assert "silent" in next(iter(it.filtered.values()))
   b = next(it)
   assert it.skipped == 0 and np.abs(b["audio"]).max() > 0
+
+
+def test_a_damaged_store_is_moved_aside_and_rebuilt(tmp_path, caplog):
+  import logging as pylogging
+  helpers.write_clips(tmp_path, n=2, seconds=2.0)
+  m = manifest.resolve(str(tmp_path))
+  root = str(tmp_path / "cache")
+  a = packed.ensure(m, np.arange(2), 16000, root=root)
+  want = np.array(a.audio)
+  with open(os.path.join(a.folder, packed.AUDIO_FILE), "r+b") as f:   # a half-written file
+    f.truncate(1000)
+  packed.open_store.cache_clear()
+  with caplog.at_level(pylogging.WARNING):
+    b = packed.ensure(m, np.arange(2), 16000, root=root)
+  assert b.folder == a.folder
+  np.testing.assert_array_equal(np.array(b.audio), want)
+  assert any("damaged" in r.getMessage() for r in caplog.records)
+  assert any(".damaged" in d for d in os.listdir(root))

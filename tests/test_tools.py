@@ -95,6 +95,7 @@ def test_transcode_keeps_columns_cuts_segments_and_stays_close(tmp_path):
   assert transcode.log_mel_error(f"manifest:{tmp_path / 'm.csv'}", path, n=2) < 0.6
 
 
+@pytest.mark.slow   # a JAX compile of the encoder: ~20 s on 2 cores
 def test_extract_bench_prints_json_summary_last():
   p = subprocess.run([sys.executable, str(REPO / "bench" / "extract.py"), "--widths", "1",
                       "--batch", "16", "--repeats", "1", "--number", "1", "--no-torch"],
