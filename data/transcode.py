@@ -26,11 +26,6 @@ from ssl_audio import audio as audio_lib
 from ssl_audio import frontend as fe
 from ssl_audio import manifest as manifest_lib
 
-flags.DEFINE_string("source", "suite:pretrain", "Data source (suite:NAME, manifest:PATH, folder).")
-flags.DEFINE_string("out", None, "Output folder: <out>/audio/*.opus and <out>/manifest.csv.")
-flags.DEFINE_float("kbps", 20.0, "Target bitrate (libsndfile's Opus encoder, variable rate).")
-flags.DEFINE_integer("sample_rate", 16000, "Rate of the copies.")
-flags.DEFINE_bool("check", True, "Print the log-mel error of the copies on a few files.")
 FLAGS = flags.FLAGS
 
 
@@ -108,5 +103,15 @@ def main(argv):
           "(natural-log units; 0.115 = 1 dB)")
 
 
+def define_flags() -> None:
+  """Flags of the command line (defined there only: eval.linear_eval also has --out)."""
+  flags.DEFINE_string("source", "suite:pretrain", "Data source (suite:NAME, manifest:PATH, folder).")
+  flags.DEFINE_string("out", None, "Output folder: <out>/audio/*.opus and <out>/manifest.csv.")
+  flags.DEFINE_float("kbps", 20.0, "Target bitrate (libsndfile's Opus encoder, variable rate).")
+  flags.DEFINE_integer("sample_rate", 16000, "Rate of the copies.")
+  flags.DEFINE_bool("check", True, "Print the log-mel error of the copies on a few files.")
+
+
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

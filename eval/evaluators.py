@@ -121,8 +121,10 @@ class LinearProbeEvaluator:
   def run(self, embedder, step: int) -> dict[str, float]:
     t0 = time.time()
     _, r = self.evaluate(embedder)
+    # Test accuracy for the curves; valid accuracy for choosing a recipe (never on test).
     out = {f"{self.name}/accuracy": float(r["accuracy"]["mean"]),
            f"{self.name}/balanced_accuracy": float(r["balanced_accuracy"]["mean"]),
+           f"{self.name}/valid_accuracy": float(r["valid_accuracy"]["mean"]),
            f"{self.name}/seconds": time.time() - t0}
     logging.info("step %d probe %s: accuracy %.4f balanced %.4f (%.1f s)", step, self.name,
                  out[f"{self.name}/accuracy"], out[f"{self.name}/balanced_accuracy"],

@@ -325,7 +325,9 @@ def linear_probe(e, seeds: Sequence[int] = (0, 1, 2), lrs: Sequence[float] = DEF
       r["slice_accuracy"] = accuracy(slice_pred, te.y_slice)
     per_seed.append(r)
   counts = np.bincount(te.y, minlength=len(classes))
-  return {"method": "linear_probe", "per_seed": per_seed, **summarise(per_seed),
+  # valid_accuracy: what recipes may be chosen on (the in-training probe logs it too)
+  return {"method": "linear_probe", "per_seed": per_seed,
+          **summarise(per_seed, ("accuracy", "balanced_accuracy", "valid_accuracy")),
           "chance": {"accuracy": float(counts.max() / max(counts.sum(), 1)),
                      "balanced_accuracy": 1.0 / max(int((counts > 0).sum()), 1)},
           "classes": classes, "valid_from": how,

@@ -3,7 +3,22 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
+
+# One persistent XLA compilation cache per test run, shared by the xdist workers and the
+# subprocesses they start (set before JAX is imported). Many tests train or embed the
+# same tiny models; a compile of one already seen is read back: a 2-step run of one tiny
+# config took 26 s the first time and 3 s the second. Keyed by the HLO, flags and
+# versions, so a hit is the same executable (results are unchanged). The controller loads
+# this file first; the workers inherit its variable.
+_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _OWN_CACHE:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = str(
+      Path(tempfile.gettempdir()) / f"ssl_audio_test_xla_cache_{os.getpid()}")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import numpy as np
 import pytest
@@ -12,6 +27,11 @@ import soundfile as sf
 import data.suite  # noqa: F401  registers suite: in every test process, as main.py does
 import eval.evaluators  # noqa: F401  and the linear_probe evaluator
 from tests import helpers
+
+
+def pytest_sessionfinish(session, exitstatus):
+  if _OWN_CACHE and not hasattr(session.config, "workerinput"):   # after every worker
+    shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -150,9 +150,10 @@ def test_model_outputs_and_encoder_key():
   batch = task.example_batch(3)
   assert batch["audio"].shape == (3, 2, task.frontend.slice_samples)
   model = task.model()
-  v = model.init(jax.random.PRNGKey(0), batch, train=False)
+  # jitted: op-by-op, the init and forward took ~60 s of dispatch
+  v = jax.jit(lambda k: model.init(k, batch, train=False))(jax.random.PRNGKey(0))
   assert set(v["params"]) == {"encoder", "head", "head_norm", "bilinear"}
-  out = model.apply(v, batch, train=False)
+  out = jax.jit(lambda v: model.apply(v, batch, train=False))(v)
   assert out["anchor"].shape == (3, 24) and out["positive"].shape == (3, 24)
   assert out["bilinear"].shape == (24, 24)
   assert float(jnp.max(jnp.abs(out["anchor"]))) <= 1.0   # tanh

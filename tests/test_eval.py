@@ -35,6 +35,7 @@ def test_probe_separable_reaches_100_and_shuffled_is_chance():
   assert r["accuracy"]["mean"] == pytest.approx(1.0)
   assert r["balanced_accuracy"]["mean"] == pytest.approx(1.0)
   assert len(r["per_seed"]) == 3 and r["valid_from"] == "valid split"
+  assert r["valid_accuracy"]["mean"] == pytest.approx(np.mean([s["valid_accuracy"] for s in r["per_seed"]]))
   assert r["chance"]["balanced_accuracy"] == pytest.approx(0.25)
   # Shuffled labels: nothing to learn; mean accuracy near chance (1/4) over seeds and draws.
   accs = []

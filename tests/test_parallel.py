@@ -15,13 +15,19 @@ REPO = helpers.REPO
 # weight by about +-lr whatever the size of its gradient, so a weight whose gradient is
 # rounding noise (1e-9) flips sign between reduction orders and moves by 2 lr (seen:
 # 1.3e-3 at lr 1e-3 once the sampler's draws changed); an SGD update is linear in the
-# gradient, so a strict tolerance on the parameters checks the gradients themselves.
+# gradient, so comparing the two updates checks the gradients themselves. Relative to the
+# update, not the weights: the first convolution's gradient (before BatchNorm) is a
+# cancelling sum whose reduction order moves it by ~0.2% a step, and the global max-pool
+# routes later steps by argmax, so 3 steps differ by ~1% of the update (measured: 0.94%
+# overall, 1.8% worst weight; 5e-5 absolute on a 1.3 weight, more than a fixed 1e-5 allows).
+# A real fault is far outside that: psum for pmean gives 700%, unsynced BatchNorm O(100%).
 CONFIGS = ["temporal_gap"]
 
 
 CODE = r"""
-import json, sys
-from ssl_audio import train, tasks
+import json, os, sys
+import numpy as np
+from ssl_audio import checkpoint, train, tasks
 from tests import helpers
 name, data, labelled, out = sys.argv[1:] if len(sys.argv) > 1 else ({args})
 res = {{}}
@@ -36,15 +42,24 @@ for n_dev in (1, 8):
   m = train.train_and_evaluate(c, wd)
   step, state = helpers.final_state(wd)
   res[n_dev] = (m["loss"], state)
-diff = helpers.max_abs_diff(res[1][1]["params"], res[8][1]["params"])
-scale = max(float(abs(x).max()) for x in __import__("jax").tree.leaves(res[1][1]["params"]))
-print(json.dumps({{"loss1": res[1][0], "loss8": res[8][0], "param_diff": diff, "param_scale": scale}}))
+os.makedirs(f"{{out}}/init")
+init = train.setup(c, f"{{out}}/init", checkpoint.manager(f"{{out}}/init")).state.params
+leaves = lambda t: [np.asarray(x, np.float64) for x in __import__("jax").tree.leaves(t)]
+p0, p1, p8 = leaves(init), leaves(res[1][1]["params"]), leaves(res[8][1]["params"])
+per_weight = [float(np.linalg.norm(a - b) / np.linalg.norm(a - z)) for a, b, z in zip(p1, p8, p0)]
+flat = lambda ps: np.concatenate([p.ravel() for p in ps])
+overall = float(np.linalg.norm(flat(p1) - flat(p8)) / np.linalg.norm(flat(p1) - flat(p0)))
+print(json.dumps({{"loss1": res[1][0], "loss8": res[8][0], "overall": overall,
+                  "worst_weight": max(per_weight), "n_weights": len(per_weight)}}))
 """
 
 
+@pytest.mark.slow   # ~65 s; tests/test_tasks.py checks every task on shrunk models by default
 @pytest.mark.parametrize("name", CONFIGS)
 def test_one_vs_eight_devices(name, audio_folder, labelled_folder, tmp_path):
   args = repr((name, str(audio_folder), str(labelled_folder), str(tmp_path)))
   r = helpers.run_python(CODE.format(args=args), devices=8)
   assert r["loss1"] == pytest.approx(r["loss8"], rel=1e-4, abs=1e-6)
-  assert r["param_diff"] <= 1e-5 * max(1.0, r["param_scale"]), r
+  # ||update_1 - update_8|| / ||update_1||, over all weights and per weight array
+  assert r["overall"] <= 0.05, r
+  assert r["worst_weight"] <= 0.1, r

@@ -48,6 +48,7 @@ def test_in_training_probe_writes_metrics(trained):
   assert probes[0]["step"] == 0   # the curve starts at the random init
   assert 0.0 <= probes[-1]["probe/accuracy"] <= 1.0
   assert 0.0 <= probes[-1]["probe/balanced_accuracy"] <= 1.0
+  assert 0.0 <= probes[-1]["probe/valid_accuracy"] <= 1.0   # what a recipe is chosen on
   steps = [r for r in rows if "examples_per_s" in r]
   # time blocked on the input pipeline: a fraction of the interval, and it does block
   assert steps and all(0.0 < r["input_wait_frac"] <= 1.0 for r in steps), steps

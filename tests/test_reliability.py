@@ -345,6 +345,7 @@ def test_fuzzed_bad_inputs_training_pipeline(tmp_path, caplog):
     assert np.isfinite(b["target"]).all() and b["audio"].dtype == np.int16
 
 
+@pytest.mark.slow   # ~50 s; the training-pipeline fuzz stays in the default run
 def test_fuzzed_bad_inputs_evaluation(tmp_path):
   """The evaluation's decoder over the same folder: each bad file skipped and counted once,
   every embedding finite."""

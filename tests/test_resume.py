@@ -7,6 +7,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from tests import helpers
 
@@ -28,6 +29,7 @@ def _env():
   return {**os.environ, "PYTHONPATH": str(helpers.REPO), "JAX_PLATFORMS": "cpu"}
 
 
+@pytest.mark.slow   # ~90 s: two training processes; the SIGTERM test below stays in the default run
 def test_sigkill_then_resume_is_bit_exact(audio_folder, tmp_path):
   ref, killed = tmp_path / "ref", tmp_path / "killed"
   subprocess.run(_cmd(ref, audio_folder), check=True, cwd=helpers.REPO, env=_env(),
