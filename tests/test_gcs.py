@@ -348,7 +348,8 @@ def test_two_processes_share_a_gs_workdir(gcs, tmp_path):
   step_a, a = helpers.final_state(tmp_path / "one")
   pre = pretrained.load_pretrained(wd)
   assert pre.step == step_a == 3
-  assert helpers.max_abs_diff(a["params"]["encoder"], pre.variables["params"]) <= 1e-6
+  # reduction order, as in tests/test_reliability.py::test_two_processes_equal_one (measured 1.6e-5)
+  assert helpers.max_abs_diff(a["params"]["encoder"], pre.variables["params"]) <= 1e-4
   # both hosts resume from the same latest step (3 of 3): nothing is trained or logged
   assert [r["loss"] for r in two_hosts()] == [None, None]
   assert len(paths.path(f"{wd}/metrics.jsonl").read_text().splitlines()) == len(rows)
