@@ -27,6 +27,12 @@ protocol): digits 11.9 / 12.4, language 34.0 / 32.0, msn 80.1 / 84.0, instrument
 vs Untrained 17.7 / 28.9 / 79.0 / 50.5: ahead only on msn in seed 1 (+5.1 +- 3.4 paired),
 at chance on digits in both seeds.
 
+Against the Untrained baseline with the pool's BatchNorm statistics (2026-12-05, 2-core CPU,
+README "The Untrained baseline's BatchNorm statistics"; `--config.num_train_steps=1000`,
+then `python -m eval.linear_eval ... --baselines=untrained,untrained_init_bn`):
+MSE 3.823 vs 6.728 (0.91 steps/s); digits 20.9, language 24.5, msn 83.3, instrument
+40.4 vs Untrained 17.7 / 29.5 / 71.7 / 41.6: ahead on msn (+11.5 +- 5.3 paired), level elsewhere.
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.context         2      2 past + 2 future slices of 96 frames (5-slice block, 4.8 s)
   task.gap_frames      0      no frames skipped between consecutive slices

@@ -21,6 +21,13 @@ protocol): digits 20.3 / 24.9, language 31.8 / 33.0, msn 84.1 / 79.0, instrument
 vs Untrained 17.7 / 28.9 / 79.0 / 50.5: ahead on msn in seed 0 (+5.1 +- 3.3) and digits in
 seed 1 (+7.9 +- 6.4), behind on instrument.
 
+Against the Untrained baseline with the pool's BatchNorm statistics (2026-12-05, 2-core CPU,
+README "The Untrained baseline's BatchNorm statistics"; `--config.num_train_steps=1000`,
+then `python -m eval.linear_eval ... --baselines=untrained,untrained_init_bn`):
+MSE 4.310 / 4.070 (seeds 0 / 1) vs 6.67 / 6.64; digits 20.9 / 16.9, language 21.1 / 33.2,
+msn 87.7 / 82.3, instrument 42.8 / 45.2 vs Untrained 17.7 / 29.5 / 71.7 / 41.6: ahead on msn in
+both seeds (+15.9 +- 4.9, +10.5 +- 4.8 paired), level elsewhere.
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.context         2      2 past + 2 future target slices of 96 frames (5-slice block)
   task.gap_frames      0      no frames skipped between consecutive slices

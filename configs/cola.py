@@ -23,6 +23,13 @@ Downstream (default protocol): digits 22.6, language 38.6, msn 75.5, instrument 
 44.7) vs Untrained 17.7 / 28.9 / 79.0 / 50.5: language +9.4 +- 5.8 paired; behind on msn and
 instrument. Probing the pooled features: 23.7 / 39.8 / 78.3 / 45.5.
 
+Against the Untrained baseline with the pool's BatchNorm statistics (2026-12-05, 2-core CPU,
+README "The Untrained baseline's BatchNorm statistics"; `--config.num_train_steps=1000`,
+then `python -m eval.linear_eval ... --baselines=untrained,untrained_init_bn`):
+loss 1.150 / 1.122 (seeds 0 / 1) vs 4.159; digits 20.9 / 15.8, language 34.8 / 33.5, msn
+80.0 / 75.6, instrument 43.9 / 50.1 vs Untrained 17.7 / 29.5 / 71.7 / 41.6: ahead by +2 to +8
+everywhere except digits in seed 1, no gain outside its interval.
+
 Choices (paper.md §10, COLA's code), all overridable:
   task.window_seconds   10     both crops drawn inside a 10-s window of the clip
   task.min_gap_seconds  0.0    independent crops, as COLA (0.975: never overlapping)

@@ -23,6 +23,12 @@ constant, |gap error| 0.169 vs 0.175. Downstream (default protocol): digits 20.9
 language 22.5 / 25.3, msn 78.0 / 72.6, instrument 41.4 / 42.4 vs Untrained 17.7 / 28.9 / 79.0 /
 50.5: ahead only on digits in seed 1 (+5.1 +- 4.2 paired), behind on instrument in both.
 
+Against the Untrained baseline with the pool's BatchNorm statistics (2026-12-05, 2-core CPU,
+README "The Untrained baseline's BatchNorm statistics"; `--config.num_train_steps=1000`,
+then `python -m eval.linear_eval ... --baselines=untrained,untrained_init_bn`):
+loss 0.6771 vs 0.6778; digits 15.8, language 26.8, msn 74.3, instrument 41.2 vs
+Untrained 17.7 / 29.5 / 71.7 / 41.6: level with random on all four (paired intervals include 0).
+
 Paper-silent choices made here (paper.md §9), all overridable:
   task.window_seconds   10     slices drawn inside a 10-s window of the clip
   task.min_gap_seconds  0.975  one slice: pairs uniform over starts >= this far apart, so the

@@ -23,6 +23,12 @@ protocol): digits 20.3 / 20.3, language 27.8 / 33.4, msn 72.1 / 79.3, instrument
 Untrained 17.7 / 28.9 / 79.0 / 50.5: no benchmark ahead by more than the interval; behind on
 instrument in both seeds and on msn in seed 0.
 
+Against the Untrained baseline with the pool's BatchNorm statistics (2026-12-05, 2-core CPU,
+README "The Untrained baseline's BatchNorm statistics"; `--config.num_train_steps=1000`,
+then `python -m eval.linear_eval ... --baselines=untrained,untrained_init_bn`):
+loss 0.0298 vs 0.1; digits 14.7, language 27.5, msn 71.6, instrument 42.9 vs Untrained
+17.7 / 29.5 / 71.7 / 41.6: level with random on all four.
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.window_seconds        10       anchor drawn uniformly inside a 10-s window
   task.min_positive_seconds  0.975    one slice: the positive never overlaps the anchor

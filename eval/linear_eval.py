@@ -13,8 +13,11 @@ mean of slice logits; stats: the probe sees mean and std of the slice features o
 each clip, as the MFCC baseline does), ``--bn_reestimate`` (BatchNorm statistics
 re-estimated on the benchmark's train clips). Non-default protocols write under
 ``<workdir>/eval/<protocol>/`` (e.g. ``blocks-stats-bn``). The Untrained baseline
-uses ``--untrained_seeds`` init seeds (default 3): its row is the mean and interval
-over them, and comparison.md adds each model's paired difference against it.
+(``--baselines=untrained``: the random init of the same architecture with BatchNorm
+statistics measured on the run's own pool, as a trained model's are; ``untrained_init_bn``:
+the init's identity statistics) uses ``--untrained_seeds`` init seeds (default 3): its
+row is the mean and interval over them, and comparison.md adds each model's paired
+difference against it.
 
 Benchmarks (``--benchmarks``, also ``--tasks``): ``suite:NAME`` (digits, language, msn, instrument), ``suite:all``,
 ``manifest:PATH`` (label column; split column optional), ``folder:PATH`` (one
@@ -23,7 +26,7 @@ the speaker, else the source, else the file name (70/10/20).
 
 Outputs, per model: ``<workdir>/eval/<task>.json`` (per-seed numbers, mean, 95 %
 t-interval, chance level, checkpoint step, settings) and ``<workdir>/eval/results.md``;
-the Untrained baseline writes under ``<workdir>/eval/untrained/``. With several
+the Untrained baselines write under ``<workdir>/eval/untrained/`` (and ``untrained_init_bn/``). With several
 models (workdirs or baselines): ``comparison.md`` and ``comparison.png`` in
 ``--out`` (default: the first workdir's eval/). Embeddings are cached under
 ``<workdir>/eval/cache/``. A workdir (and ``--out``) may be a ``gs://`` URL; every
@@ -62,7 +65,9 @@ flags.DEFINE_integer("seeds", 3, "Probe seeds (reported as mean and 95% t-interv
 flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest of each workdir).")
 flags.DEFINE_list("finetune_blocks", ["0"], "0 = linear probe; k = last k blocks + head; all.")
 flags.DEFINE_integer("finetune_steps", 300, "Fine-tuning steps per seed (batch 64).")
-flags.DEFINE_list("baselines", [], "Extra models built from the first workdir's meta: untrained.")
+flags.DEFINE_list("baselines", [], "Extra models built from the first workdir's meta: untrained "
+                  "(random init, BatchNorm statistics of the run's pool), untrained_init_bn "
+                  "(random init, identity statistics).")
 flags.DEFINE_string("out", "", "Folder for the comparison table and chart (default: first workdir's eval/).")
 flags.DEFINE_integer("max_clips", 0, "Use at most this many clips per task (0: all).")
 flags.DEFINE_integer("probe_steps", 1000, "Linear-probe optimisation steps.")
@@ -89,7 +94,7 @@ def expand_benchmarks(specs) -> list[str]:
 
 
 def _fmt(r: dict, key: str = "accuracy") -> str:
-  v = r.get(key) or {}
+  v = r.get(key) or (r.get("linear_probe") or {}).get(key) or {}
   if v.get("mean") is None:
     return "-"
   return f"{100 * v['mean']:.1f} ± {100 * v['half_width']:.1f}"
@@ -227,6 +232,15 @@ def write_comparison(out: Path, models: dict[str, dict[str, dict]], tasks: list[
     rs = models[n]
     lines.append(f"| {n} | " + " | ".join(_fmt(rs[t], "balanced_accuracy") if t in rs else "-"
                                           for t in tasks) + " |")
+  # Recipes are chosen on valid numbers, so the table shows them beside test: a gap that
+  # appears on test only is a train/test shift (e.g. instrument's other soundfont), not lost information.
+  lines += ["", "Valid accuracy (%) of the probe the valid split selected (split or held-out "
+            "train groups; the numbers to choose a recipe on):", "",
+            "| model | " + " | ".join(short) + " |", "|---|" + "---|" * len(tasks)]
+  for n in names:
+    rs = models[n]
+    lines.append(f"| {n} | " + " | ".join(_fmt(rs[t], "valid_accuracy") if t in rs else "-"
+                                          for t in tasks) + " |")
   if "Untrained" in models:
     lines += ["", "Paired difference vs Untrained (accuracy points; probe seed k vs init seed k):", "",
               "| model | " + " | ".join(short) + " |", "|---|" + "---|" * len(tasks)]
@@ -284,19 +298,31 @@ def write_comparison(out: Path, models: dict[str, dict[str, dict]], tasks: list[
   return md, png
 
 
-def combine_untrained(per_init: list[dict[str, dict]]) -> dict[str, dict]:
+# --baselines names: (row label, folder under <workdir>/eval/, BatchNorm statistics of the pool).
+# "untrained" is the random init with its BatchNorm statistics measured on the run's own
+# pool, as a trained model's running statistics are, so the row differs from a trained
+# one by the learning alone; "untrained_init_bn" keeps the init's identity statistics
+# (no normalisation; the baseline before 2026-12-05).
+UNTRAINED = {"untrained": ("Untrained", "untrained", True),
+             "untrained_init_bn": ("Untrained (init BN)", "untrained_init_bn", False)}
+
+
+def combine_untrained(per_init: list[dict[str, dict]], label: str = "Untrained") -> dict[str, dict]:
   """One Untrained row over init seeds: each init's mean over probe seeds, then the mean
   and 95% t-interval over inits; ``per_init`` keeps each init's probe seeds for pairing."""
   from eval import probe
   out = {}
   for task in per_init[0]:
     runs = [r[task] for r in per_init if task in r]
-    row = dict(runs[0], model="Untrained", per_init=[
+    row = dict(runs[0], model=label, per_init=[
         {"seed": k, "accuracy": r["accuracy"]["mean"],
          "balanced_accuracy": r["balanced_accuracy"]["mean"],
          "per_seed": r["linear_probe"]["per_seed"]} for k, r in enumerate(runs)])
-    for key in ("accuracy", "balanced_accuracy"):
-      mean, lo, hi = probe.t_interval([r[key]["mean"] for r in runs])
+    for key in ("accuracy", "balanced_accuracy", "valid_accuracy"):
+      vals = [(r.get(key) or r.get("linear_probe", {}).get(key) or {}).get("mean") for r in runs]
+      if any(v is None for v in vals):   # results written before valid accuracy was reported
+        continue
+      mean, lo, hi = probe.t_interval(vals)
       row[key] = {"mean": mean, "half_width": (hi - lo) / 2, "n": len(runs), "over": "init seeds"}
     row["finetune"] = {}
     out[task] = row
@@ -356,18 +382,21 @@ def main(argv):
                                    **common)
   for b in FLAGS.baselines:
     b = b.strip().lower()
-    if b == "untrained":
+    if b in UNTRAINED:
+      label, folder, pool_bn = UNTRAINED[b]
       d = paths.path(first_pre.workdir) / "eval"
       per_init = []
       for k in range(max(1, FLAGS.untrained_seeds)):
         pre = pretrained.random_init(first_pre.meta, seed=k, workdir=first_pre.workdir,
                                      batch_size=FLAGS.batch_size)
-        out_dir = d / "untrained" / sub if k == 0 else d / "untrained" / f"seed{k}" / sub
-        per_init.append(evaluate_model(f"Untrained seed {k}", pre, out_dir, d / "cache", **common))
-      models["Untrained"] = combine_untrained(per_init)
+        if pool_bn:
+          pre = pretrained.with_pool_batch_stats(pre, seed=k)
+        out_dir = d / folder / sub if k == 0 else d / folder / f"seed{k}" / sub
+        per_init.append(evaluate_model(f"{label} seed {k}", pre, out_dir, d / "cache", **common))
+      models[label] = combine_untrained(per_init, label)
     elif b:
-      raise app.UsageError(f"--baselines: unknown baseline {b!r} (known: untrained); a "
-                           f"Supervised baseline is a workdir of configs/supervised.py")
+      raise app.UsageError(f"--baselines: unknown baseline {b!r} (known: {', '.join(UNTRAINED)}); "
+                           f"a Supervised baseline is a workdir of configs/supervised.py")
   if len(models) > 1:
     out = paths.path(FLAGS.out) if FLAGS.out else paths.path(workdirs[0]) / "eval" / sub
     md, png = write_comparison(out, models, tasks)

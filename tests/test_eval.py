@@ -107,6 +107,30 @@ def test_untrained_run_loads_and_matches_random_init(run_workdir):
   assert ri.identity != pre.identity
 
 
+def test_untrained_with_pool_batch_stats(run_workdir, audio_folder):
+  """The Untrained baseline's BatchNorm statistics come from the run's own pool (a random
+  init has identity statistics: no normalisation), measured on real slices of it."""
+  import jax
+  from ssl_audio import pretrained
+  ri = pretrained.random_init(pretrained.load_pretrained(str(run_workdir), step=0).meta)
+  assert ri.meta["config"]["data"]["pretrain"] == str(audio_folder)
+  pb = pretrained.with_pool_batch_stats(ri, n_slices=16)
+  st0 = jax.device_get(ri.variables["batch_stats"])["block0"]["bn"]
+  st = jax.device_get(pb.variables["batch_stats"])["block0"]["bn"]
+  assert np.all(st0["mean"] == 0) and np.all(st0["var"] == 1)
+  assert np.abs(st["mean"]).max() > 1e-3 and not np.allclose(st["var"], 1.0)
+  assert np.all(st["var"] >= 0)
+  np.testing.assert_array_equal(jax.device_get(pb.variables["params"])["block0"]["conv_time"]["kernel"],
+                                jax.device_get(ri.variables["params"])["block0"]["conv_time"]["kernel"])
+  assert pb.identity != ri.identity and "poolbn16" in pb.identity   # its own embedding cache
+  x = np.random.default_rng(0).standard_normal((2, ri.slice_samples)).astype(np.float32) * 0.1
+  assert not np.allclose(pb.embed_batch(x), ri.embed_batch(x))
+  meta = dict(ri.meta, config=dict(ri.meta["config"], data=dict(ri.meta["config"]["data"],
+                                                               pretrain="/nonexistent/pool")))
+  with pytest.raises(ValueError, match="cannot read the run's pool"):
+    pretrained.with_pool_batch_stats(pretrained.random_init(meta), n_slices=4)
+
+
 def test_embedding_cache_reused_and_bad_files_counted(run_workdir, labelled_folder, tmp_path):
   from ssl_audio import pretrained
   folder = tmp_path / "lab"
@@ -166,7 +190,8 @@ def test_linear_eval_cli_folder_task_with_untrained_baseline(run_workdir, labell
   from eval import linear_eval
   out = tmp_path / "cmp"
   argv = ["linear_eval", f"--workdir={run_workdir}", f"--tasks=folder:{labelled_folder}",
-          "--seeds=2", "--probe_steps=100", "--baselines=untrained", "--step=2", f"--out={out}"]
+          "--seeds=2", "--probe_steps=100", "--baselines=untrained,untrained_init_bn", "--step=2",
+          f"--out={out}", "--untrained_seeds=2"]
   flags.FLAGS.unparse_flags()
   flags.FLAGS(argv)
   linear_eval.main(argv[:1])
@@ -175,9 +200,13 @@ def test_linear_eval_cli_folder_task_with_untrained_baseline(run_workdir, labell
   assert res["checkpoint_step"] == 2 and len(res["linear_probe"]["per_seed"]) == 2
   assert {"mean", "low", "high"} <= set(res["accuracy"]) and "chance" in res
   assert (run_workdir / "eval" / "results.md").is_file()
-  assert (run_workdir / "eval" / "untrained" / f"{name}.json").is_file()
+  pool_bn = json.loads((run_workdir / "eval" / "untrained" / f"{name}.json").read_text())
+  init_bn = json.loads((run_workdir / "eval" / "untrained_init_bn" / f"{name}.json").read_text())
+  assert "-poolbn" in pool_bn["embeddings"]["weights"]
+  assert "poolbn" not in init_bn["embeddings"]["weights"]
+  assert (run_workdir / "eval" / "untrained" / "seed1" / f"{name}.json").is_file()
   md = (out / "comparison.md").read_text()
-  assert "Untrained" in md and run_workdir.name in md
+  assert "| Untrained | 0 |" in md and "| Untrained (init BN) | 0 |" in md and run_workdir.name in md
   assert (out / "comparison.png").stat().st_size > 1000
   flags.FLAGS.unparse_flags()
 

@@ -94,21 +94,31 @@ def test_bn_reestimation_matches_the_population_statistics():
   assert not np.allclose(e.embed_batch(x), r.embed_batch(x))
 
 
-def test_untrained_over_init_seeds_and_paired_difference():
+def test_untrained_over_init_seeds_and_paired_difference(tmp_path):
   from eval import linear_eval
-  def res(accs):
-    return {"task": "b", "linear_probe": {"per_seed": [{"accuracy": a} for a in accs]},
-            "accuracy": {"mean": float(np.mean(accs))},
-            "balanced_accuracy": {"mean": float(np.mean(accs))}, "chance": {"accuracy": 0.5}}
-  per_init = [{"b": res([0.50, 0.52, 0.54])}, {"b": res([0.60, 0.60, 0.60])},
-              {"b": res([0.40, 0.44, 0.42])}]
+  def res(accs, valid=0.3):
+    return {"task": "b", "linear_probe": {"per_seed": [{"accuracy": a} for a in accs],
+                                          "valid_accuracy": {"mean": valid, "half_width": 0.0}},
+            "accuracy": {"mean": float(np.mean(accs)), "half_width": 0.0},
+            "balanced_accuracy": {"mean": float(np.mean(accs)), "half_width": 0.0},
+            "chance": {"accuracy": 0.5},
+            "checkpoint_step": 0, "finetune": {}}
+  per_init = [{"b": res([0.50, 0.52, 0.54], 0.41)}, {"b": res([0.60, 0.60, 0.60], 0.43)},
+              {"b": res([0.40, 0.44, 0.42], 0.45)}]
   u = linear_eval.combine_untrained(per_init)["b"]
   assert u["accuracy"]["n"] == 3 and u["accuracy"]["over"] == "init seeds"
   assert u["accuracy"]["mean"] == pytest.approx(np.mean([0.52, 0.60, 0.42]))
   assert u["accuracy"]["half_width"] > 0
-  d = linear_eval.paired_difference(res([0.70, 0.72, 0.71]), u)
+  assert u["valid_accuracy"]["mean"] == pytest.approx(0.43)   # over init seeds, like test
+  model = res([0.70, 0.72, 0.71], 0.25)
+  d = linear_eval.paired_difference(model, u)
   assert d["n"] == 3
   assert d["mean"] == pytest.approx(np.mean([0.70 - 0.50, 0.72 - 0.60, 0.71 - 0.42]))
+  # The comparison shows valid accuracy beside test: here the model wins test, loses valid.
+  md, _ = linear_eval.write_comparison(tmp_path, {"m": {"b": model}, "Untrained": {"b": u}}, ["b"])
+  text = md.read_text()
+  valid = text.split("Valid accuracy")[1].split("Paired difference")[0]
+  assert "| m | 25.0 ± 0.0 |" in valid and "| Untrained | 43.0 ± " in valid
 
 
 def test_input_normalisation_is_measured_stored_and_read_back(audio_folder, tmp_path):
