@@ -33,6 +33,11 @@ then `python -m eval.linear_eval ... --baselines=untrained,untrained_init_bn`):
 MSE 3.823 vs 6.728 (0.91 steps/s); digits 20.9, language 24.5, msn 83.3, instrument
 40.4 vs Untrained 17.7 / 29.5 / 71.7 / 41.6: ahead on msn (+11.5 +- 5.3 paired), level elsewhere.
 
+With 5 probe seeds and 5 init seeds (the eval CLI's defaults since 2026-12-05; same
+checkpoint): digits 21.4, language 24.3, msn 83.4, instrument 40.4 vs Untrained 16.1 / 29.6
+/ 72.3 / 43.2: ahead on digits (+6.1 +- 5.3) and msn (+11.1 +- 2.0), behind on language
+(-5.3 +- 3.3).
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.context         2      2 past + 2 future slices of 96 frames (5-slice block, 4.8 s)
   task.gap_frames      0      no frames skipped between consecutive slices

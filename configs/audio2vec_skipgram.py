@@ -28,6 +28,14 @@ MSE 4.310 / 4.070 (seeds 0 / 1) vs 6.67 / 6.64; digits 20.9 / 16.9, language 21.
 msn 87.7 / 82.3, instrument 42.8 / 45.2 vs Untrained 17.7 / 29.5 / 71.7 / 41.6: ahead on msn in
 both seeds (+15.9 +- 4.9, +10.5 +- 4.8 paired), level elsewhere.
 
+With 5 probe seeds and 5 init seeds (the eval CLI's defaults since 2026-12-05) and a third
+pretraining seed (`--config.seed=2`, MSE 4.110; README "A third pretraining seed"): seeds 0 / 1 / 2
+digits 20.3 / 17.6 / 20.7, language 21.1 / 33.4 / 35.5, msn 87.7 / 82.3 / 85.8, instrument
+42.8 / 45.6 / 46.1 vs Untrained 16.1 / 29.6 / 72.3 / 43.2. Seed 2 beats it on 3 of 4 (digits
++5.4 +- 4.0, language +5.9 +- 3.2, msn +13.5 +- 1.9; mean 47.0); seeds 0 and 1 on 2, and seed 0
+is below it on language (-8.6 +- 3.4). 3,000 steps (`--config.num_train_steps=3000`, MSE
+3.785): 12.9 / 31.8 / 86.2 / 40.4, ahead on msn only.
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.context         2      2 past + 2 future target slices of 96 frames (5-slice block)
   task.gap_frames      0      no frames skipped between consecutive slices

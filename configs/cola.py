@@ -30,6 +30,16 @@ loss 1.150 / 1.122 (seeds 0 / 1) vs 4.159; digits 20.9 / 15.8, language 34.8 / 3
 80.0 / 75.6, instrument 43.9 / 50.1 vs Untrained 17.7 / 29.5 / 71.7 / 41.6: ahead by +2 to +8
 everywhere except digits in seed 1, no gain outside its interval.
 
+With 5 probe seeds and 5 init seeds (the eval CLI's defaults since 2026-12-05; same
+checkpoints): digits 18.6 / 15.9, language 34.4 / 33.7, msn 80.6 / 75.7, instrument 43.7 /
+50.2 vs Untrained 16.1 / 29.6 / 72.3 / 43.2. Seed 0 beats it on 3 of 4 (digits +3.4 +- 2.6,
+language +4.8 +- 2.8, msn +8.3 +- 3.1 paired); seed 1 on 2 (msn +3.5 +- 1.8, instrument
++7.1 +- 4.4; language +4.0 +- 4.0 on the edge).
+
+A third pretraining seed (`--config.seed=2`, loss 1.139): digits 24.4, language 33.5, msn
+80.6, instrument 45.6: ahead on digits (+9.2 +- 3.2) and msn (+8.4 +- 1.8). One seed of three
+(seed 0) beats Untrained on 3 of 4.
+
 Choices (paper.md §10, COLA's code), all overridable:
   task.window_seconds   10     both crops drawn inside a 10-s window of the clip
   task.min_gap_seconds  0.0    independent crops, as COLA (0.975: never overlapping)

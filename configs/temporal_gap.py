@@ -29,6 +29,10 @@ then `python -m eval.linear_eval ... --baselines=untrained,untrained_init_bn`):
 loss 0.6771 vs 0.6778; digits 15.8, language 26.8, msn 74.3, instrument 41.2 vs
 Untrained 17.7 / 29.5 / 71.7 / 41.6: level with random on all four (paired intervals include 0).
 
+With 5 probe seeds and 5 init seeds (the eval CLI's defaults since 2026-12-05; same
+checkpoint): digits 15.6, language 26.9, msn 74.3, instrument 40.8 vs Untrained 16.1 / 29.6
+/ 72.3 / 43.2: still level on all four (msn +2.0 +- 2.0 on the edge).
+
 Paper-silent choices made here (paper.md §9), all overridable:
   task.window_seconds   10     slices drawn inside a 10-s window of the clip
   task.min_gap_seconds  0.975  one slice: pairs uniform over starts >= this far apart, so the

@@ -29,6 +29,10 @@ then `python -m eval.linear_eval ... --baselines=untrained,untrained_init_bn`):
 loss 0.0298 vs 0.1; digits 14.7, language 27.5, msn 71.6, instrument 42.9 vs Untrained
 17.7 / 29.5 / 71.7 / 41.6: level with random on all four.
 
+With 5 probe seeds and 5 init seeds (the eval CLI's defaults since 2026-12-05; same
+checkpoint): digits 14.9, language 27.3, msn 71.6, instrument 43.0 vs Untrained 16.1 / 29.6
+/ 72.3 / 43.2: level on all four (every paired interval includes 0).
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.window_seconds        10       anchor drawn uniformly inside a 10-s window
   task.min_positive_seconds  0.975    one slice: the positive never overlaps the anchor
