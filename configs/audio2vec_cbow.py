@@ -38,6 +38,12 @@ checkpoint): digits 21.4, language 24.3, msn 83.4, instrument 40.4 vs Untrained 
 / 72.3 / 43.2: ahead on digits (+6.1 +- 5.3) and msn (+11.1 +- 2.0), behind on language
 (-5.3 +- 3.3).
 
+Seeds 1 and 2 (2026-12-06, `--config.seed=S`; MSE 3.780 / 3.720; README "Three pretraining
+seeds of every method"): digits 12.5 / 22.7, language 26.4 / 26.7, msn 79.0 / 79.1, instrument
+42.6 / 44.1: msn in both, digits in seed 2. Over the 3 seeds (Welch vs the 5 inits): digits
++2.8 +- 11.3, language -3.8 +- 3.0 (below random), msn +8.2 +- 5.0, instrument -0.8 +- 4.5;
+mean 41.9.
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.context         2      2 past + 2 future slices of 96 frames (5-slice block, 4.8 s)
   task.gap_frames      0      no frames skipped between consecutive slices

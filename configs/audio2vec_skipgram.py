@@ -36,6 +36,10 @@ digits 20.3 / 17.6 / 20.7, language 21.1 / 33.4 / 35.5, msn 87.7 / 82.3 / 85.8, 
 is below it on language (-8.6 +- 3.4). 3,000 steps (`--config.num_train_steps=3000`, MSE
 3.785): 12.9 / 31.8 / 86.2 / 40.4, ahead on msn only.
 
+Over the 3 seeds (README "Three pretraining seeds of every method"; Welch vs the 5 inits):
+digits +3.5 +- 4.8, language +0.4 +- 18.3, msn +13.0 +- 5.5, instrument +1.7 +- 4.4; mean 44.9
+(Supervised 54.2; above MFCC on 3 of 4).
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.context         2      2 past + 2 future target slices of 96 frames (5-slice block)
   task.gap_frames      0      no frames skipped between consecutive slices

@@ -36,9 +36,11 @@ checkpoints): digits 18.6 / 15.9, language 34.4 / 33.7, msn 80.6 / 75.7, instrum
 language +4.8 +- 2.8, msn +8.3 +- 3.1 paired); seed 1 on 2 (msn +3.5 +- 1.8, instrument
 +7.1 +- 4.4; language +4.0 +- 4.0 on the edge).
 
-A third pretraining seed (`--config.seed=2`, loss 1.139): digits 24.4, language 33.5, msn
-80.6, instrument 45.6: ahead on digits (+9.2 +- 3.2) and msn (+8.4 +- 1.8). One seed of three
-(seed 0) beats Untrained on 3 of 4.
+A third pretraining seed (`--config.seed=2`, loss 1.139): digits 24.4, language 33.5, msn 80.6,
+instrument 45.6: ahead on digits (+9.2 +- 3.2) and msn (+8.4 +- 1.8). One seed of three (seed
+0) beats Untrained on 3 of 4. Over the 3 seeds (README "Three pretraining seeds of every
+method"; Welch vs the 5 inits): digits +3.6 +- 8.5, language +4.3 +- 2.6, msn +6.7 +- 5.7,
+instrument +3.3 +- 6.6; mean 44.7: wins 2 of 4.
 
 Choices (paper.md §10, COLA's code), all overridable:
   task.window_seconds   10     both crops drawn inside a 10-s window of the clip

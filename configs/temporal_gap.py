@@ -33,6 +33,13 @@ With 5 probe seeds and 5 init seeds (the eval CLI's defaults since 2026-12-05; s
 checkpoint): digits 15.6, language 26.9, msn 74.3, instrument 40.8 vs Untrained 16.1 / 29.6
 / 72.3 / 43.2: still level on all four (msn +2.0 +- 2.0 on the edge).
 
+Seeds 1 and 2 (2026-12-06, `--config.seed=S`; loss 0.6744 / 0.6751 vs 0.6759 / 0.6764 for the
+constant; README "Three pretraining seeds of every method"): digits 19.0 / 24.1, language 27.6
+/ 19.8, msn 71.1 / 78.9, instrument 47.9 / 50.4. Seed 2 beats Untrained on 3 of 4 and loses
+language by 9.8; seed 1 wins instrument only. Over the 3 seeds (Welch vs the 5 inits): +3.5 +-
+8.4 / -4.8 +- 9.3 / +2.5 +- 8.4 / +3.2 +- 10.1, mean 41.4: level with random; the pretraining
+seed decides the per-run verdict.
+
 Paper-silent choices made here (paper.md §9), all overridable:
   task.window_seconds   10     slices drawn inside a 10-s window of the clip
   task.min_gap_seconds  0.975  one slice: pairs uniform over starts >= this far apart, so the

@@ -33,6 +33,12 @@ With 5 probe seeds and 5 init seeds (the eval CLI's defaults since 2026-12-05; s
 checkpoint): digits 14.9, language 27.3, msn 71.6, instrument 43.0 vs Untrained 16.1 / 29.6
 / 72.3 / 43.2: level on all four (every paired interval includes 0).
 
+Seeds 1 and 2 (2026-12-06, `--config.seed=S`; loss 0.0297 / 0.0287 vs 0.1; README "Three
+pretraining seeds of every method"): digits 21.7 / 24.7, language 33.6 / 35.5, msn 74.9 / 79.8,
+instrument 47.2 / 45.2: both beat Untrained on digits, language and msn (3 of 4), seed 0 on
+none. Over the 3 seeds (Welch vs the 5 inits): +4.4 +- 10.0 / +2.5 +- 9.2 / +3.1 +- 8.9 / +2.0
++- 4.7, mean 43.3: not beyond the interval.
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.window_seconds        10       anchor drawn uniformly inside a 10-s window
   task.min_positive_seconds  0.975    one slice: the positive never overlaps the anchor

@@ -17,7 +17,9 @@ re-estimated on the benchmark's train clips). Non-default protocols write under
 statistics measured on the run's own pool, as a trained model's are; ``untrained_init_bn``:
 the init's identity statistics) uses ``--untrained_seeds`` init seeds (default 5): its
 row is the mean and interval over them, and comparison.md adds each model's paired
-difference against it.
+difference against it. Rows named ``<method> s<k>`` (``--names="CBoW s0,CBoW s1,CBoW s2"``:
+pretraining seeds of one recipe) also get one row per method: the mean and interval over
+the runs, and Welch's interval of their difference from the Untrained init seeds.
 
 Benchmarks (``--benchmarks``, also ``--tasks``): ``suite:NAME`` (digits, language, msn, instrument), ``suite:all``,
 ``manifest:PATH`` (label column; split column optional), ``folder:PATH`` (one
@@ -38,6 +40,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sys
 import time
 
@@ -78,7 +81,8 @@ flags.DEFINE_enum("quant", None, ["none", "w8a8"],
                   "Override the checkpoints' encoder.quant: w8a8 = post-training int8 (qwix).")
 flags.DEFINE_list("tflite", [], "One .tflite per workdir (python -m ssl_audio.export): embeddings "
                   "from the TFLite interpreter instead of JAX.")
-flags.DEFINE_string("names", "", "Display names for the workdirs, comma-separated.")
+flags.DEFINE_string("names", "", "Display names for the workdirs, comma-separated; rows named "
+                    "'<method> s<k>' (pretraining seeds) also get one row per method.")
 
 
 def expand_benchmarks(specs) -> list[str]:
@@ -254,6 +258,30 @@ def write_comparison(out: Path, models: dict[str, dict[str, dict]], tasks: list[
             t in models[n] and t in models["Untrained"]) else None
         cells.append(f"{100 * d['mean']:+.1f} ± {100 * d['half_width']:.1f}" if d else "-")
       lines.append(f"| {n} | " + " | ".join(cells) + " |")
+  groups = seed_groups(names)
+  if groups:
+    lines += ["", "Over pretraining seeds (rows named `<method> s<k>`): mean ± 95% t-interval over "
+              "the runs' means" + (", and Welch's interval of the difference from Untrained's "
+                                   "init seeds (bold: it excludes 0)" if "Untrained" in models else "")
+              + ":", "", "| method | runs | " + " | ".join(short)
+              + (" | beats Untrained on |" if "Untrained" in models else " |"),
+              "|---|---|" + "---|" * (len(tasks) + ("Untrained" in models))]
+    for method, members in groups.items():
+      summ = method_summary([models[n] for n in members], models.get("Untrained"), tasks)
+      cells = []
+      for t in tasks:
+        if t not in summ:
+          cells.append("-")
+          continue
+        c = f"{100 * summ[t]['mean']:.1f} ± {100 * summ[t]['half_width']:.1f}"
+        v = summ[t].get("vs_untrained")
+        if v:
+          dc = f"{100 * v['mean']:+.1f} ± {100 * v['half_width']:.1f}"
+          c += f" ({'**' + dc + '**' if v['beats'] or v['loses'] else dc})"
+        cells.append(c)
+      wins = ([str(sum(bool(summ[t].get("vs_untrained", {}).get("beats")) for t in summ))]
+              if "Untrained" in models else [])
+      lines.append(f"| {method} | {len(members)} | " + " | ".join(cells + wins) + " |")
   ft_rows = []
   for n in names:
     ks = sorted({k for r in models[n].values() for k in r["finetune"]})
@@ -342,6 +370,42 @@ def paired_difference(model: dict, untrained: dict) -> dict | None:
     return None
   mean, lo, hi = probe.t_interval(d)
   return {"mean": mean, "half_width": (hi - lo) / 2, "n": len(d)}
+
+
+_SEED_SUFFIX = re.compile(r"^(.+) s(\d+)$")
+
+
+def seed_groups(names: list[str]) -> dict[str, list[str]]:
+  """Rows named ``<method> s<k>`` grouped by method (only methods with 2+ runs): the
+  pretraining seeds of one recipe, summarised together."""
+  groups: dict[str, list[str]] = {}
+  for n in names:
+    m = _SEED_SUFFIX.match(n)
+    if m:
+      groups.setdefault(m.group(1), []).append(n)
+  return {k: v for k, v in groups.items() if len(v) >= 2}
+
+
+def method_summary(runs: list[dict[str, dict]], untrained: dict[str, dict] | None,
+                   tasks: list[str]) -> dict[str, dict]:
+  """Per task: the mean and t-interval over pretraining runs of each run's mean accuracy
+  (the interval of the method, not of one run's probe); with ``untrained``, Welch's
+  interval of (runs) minus (the baseline's per-init means): seeds against seeds."""
+  from eval import probe
+  out = {}
+  for t in tasks:
+    accs = [r[t]["accuracy"]["mean"] for r in runs if t in r]
+    if len(accs) < 2:
+      continue
+    mean, lo, hi = probe.t_interval(accs)
+    row = {"mean": mean, "half_width": (hi - lo) / 2, "n": len(accs)}
+    inits = [i["accuracy"] for i in ((untrained or {}).get(t, {}).get("per_init") or [])]
+    if len(inits) >= 2:
+      d, dlo, dhi = probe.welch_interval(accs, inits)
+      row["vs_untrained"] = {"mean": d, "half_width": (dhi - dlo) / 2,
+                             "beats": dlo > 0, "loses": dhi < 0}
+    out[t] = row
+  return out
 
 
 def main(argv):

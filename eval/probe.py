@@ -219,6 +219,26 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
   return m, m - h, m + h
 
 
+def welch_interval(a: Sequence[float], b: Sequence[float],
+                   confidence: float = 0.95) -> tuple[float, float, float]:
+  """(mean(a) - mean(b), low, high): Welch's interval for a difference of two means whose
+  samples are unpaired and may differ in size and spread (e.g. a method's pretraining seeds
+  against the random encoder's init seeds); both need at least 2 values."""
+  a = np.asarray([x for x in a if np.isfinite(x)], np.float64)
+  b = np.asarray([x for x in b if np.isfinite(x)], np.float64)
+  if len(a) < 2 or len(b) < 2:
+    raise ValueError(f"welch_interval needs >= 2 values per sample, got {len(a)} and {len(b)}")
+  d = float(a.mean() - b.mean())
+  va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+  se = math.sqrt(va + vb)
+  if se == 0:
+    return d, d, d
+  dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+  from scipy import stats
+  h = float(stats.t.ppf(0.5 + confidence / 2, dof) * se)
+  return d, d - h, d + h
+
+
 def summarise(per_seed: list[dict], keys=("accuracy", "balanced_accuracy")) -> dict:
   out = {}
   for k in keys:

@@ -84,6 +84,13 @@ def test_t_interval_and_balanced_accuracy():
   assert m == pytest.approx(0.6) and lo < m < hi
   assert hi - m == pytest.approx(4.302653 * 0.1 / np.sqrt(3), rel=1e-4)
   assert probe.t_interval([0.5]) == (0.5, 0.5, 0.5)
+  # Welch, by hand: a = [1, 2, 3] (var 1), b = [0, 0, 1, 1] (var 1/3): se^2 = 1/3 + 1/12,
+  # dof = (5/12)^2 / ((1/3)^2 / 2 + (1/12)^2 / 3) = 3, t(3) = 3.182446.
+  d, lo, hi = probe.welch_interval([1, 2, 3], [0, 0, 1, 1])
+  assert d == pytest.approx(1.5)
+  assert hi - d == pytest.approx(3.182446 * np.sqrt(5 / 12), rel=1e-5) and d - lo == pytest.approx(hi - d)
+  with pytest.raises(ValueError, match=">= 2 values"):
+    probe.welch_interval([1.0], [0.0, 1.0])
   y = np.array([0, 0, 0, 1])
   assert probe.balanced_accuracy(np.array([0, 0, 0, 0]), y) == pytest.approx(0.5)
 

@@ -121,6 +121,31 @@ def test_untrained_over_init_seeds_and_paired_difference(tmp_path):
   assert "| m | 25.0 ± 0.0 |" in valid and "| Untrained | 43.0 ± " in valid
 
 
+def test_pretraining_seeds_are_summarised_per_method_against_untrained_inits(tmp_path):
+  from eval import linear_eval
+  def res(acc):
+    return {"task": "b", "linear_probe": {"per_seed": [{"accuracy": acc}]},
+            "accuracy": {"mean": acc, "half_width": 0.0},
+            "balanced_accuracy": {"mean": acc, "half_width": 0.0},
+            "chance": {"accuracy": 0.5}, "checkpoint_step": 10, "finetune": {}}
+  names = ["A s0", "A s1", "A s2", "B s0", "C", "B"]
+  assert linear_eval.seed_groups(names) == {"A": ["A s0", "A s1", "A s2"]}   # B has one seeded run
+  u = linear_eval.combine_untrained([{"b": res(a)} for a in (0.40, 0.42, 0.38, 0.41, 0.39)])
+  runs = {"A s0": {"b": res(0.60)}, "A s1": {"b": res(0.62)}, "A s2": {"b": res(0.58)}}
+  summ = linear_eval.method_summary(list(runs.values()), u, ["b"])["b"]
+  assert summ["mean"] == pytest.approx(0.60) and summ["n"] == 3
+  assert summ["half_width"] == pytest.approx(4.302653 * 0.02 / np.sqrt(3), rel=1e-4)
+  v = summ["vs_untrained"]
+  assert v["mean"] == pytest.approx(0.20) and v["beats"] and not v["loses"]
+  # A method whose seeds disagree more than the gap does not beat it.
+  wide = [{"b": res(a)} for a in (0.30, 0.60, 0.45)]
+  v = linear_eval.method_summary(wide, u, ["b"])["b"]["vs_untrained"]
+  assert v["mean"] == pytest.approx(0.05) and not v["beats"] and not v["loses"]
+  md, _ = linear_eval.write_comparison(tmp_path, dict(runs, Untrained=u), ["b"])
+  row = next(l for l in md.read_text().splitlines() if l.startswith("| A | 3 |"))
+  assert "60.0 ± " in row and "**+20.0 ± " in row and row.endswith("| 1 |")
+
+
 def test_input_normalisation_is_measured_stored_and_read_back(audio_folder, tmp_path):
   from ssl_audio import manifest, normalization, pretrained, train
   c = helpers.tiny(helpers.load_config("temporal_gap"), str(audio_folder), steps=1)
