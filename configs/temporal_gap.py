@@ -40,6 +40,9 @@ language by 9.8; seed 1 wins instrument only. Over the 3 seeds (Welch vs the 5 i
 8.4 / -4.8 +- 9.3 / +2.5 +- 8.4 / +3.2 +- 10.1, mean 41.4: level with random; the pretraining
 seed decides the per-run verdict.
 
+Five seeds (seeds 3, 4: loss 0.6760 / 0.6761; README "Five pretraining seeds"): Welch vs the 5
+inits +1.1 +- 6.1 / -2.6 +- 5.9 / +2.5 +- 4.1 / +3.2 +- 5.3, mean 41.3: level on all four.
+
 Paper-silent choices made here (paper.md §9), all overridable:
   task.window_seconds   10     slices drawn inside a 10-s window of the clip
   task.min_gap_seconds  0.975  one slice: pairs uniform over starts >= this far apart, so the
