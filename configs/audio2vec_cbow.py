@@ -44,6 +44,11 @@ seeds of every method"): digits 12.5 / 22.7, language 26.4 / 26.7, msn 79.0 / 79
 +2.8 +- 11.3, language -3.8 +- 3.0 (below random), msn +8.2 +- 5.0, instrument -0.8 +- 4.5;
 mean 41.9.
 
+Five seeds (seeds 3, 4: MSE 3.779 / 3.732; 12.5 / 19.0, 34.0 / 29.2, 82.2 / 81.3, 38.8 / 40.8;
+README "Five pretraining seeds of every method"): Welch vs the 5 inits +1.6 +- 6.4 / -1.5 +- 4.6
+/ +8.7 +- 2.8 / -1.8 +- 4.2; suite mean 42.0, +1.7 +- 1.5 over random: wins msn and the
+average; the three-seed language loss is gone.
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.context         2      2 past + 2 future slices of 96 frames (5-slice block, 4.8 s)
   task.gap_frames      0      no frames skipped between consecutive slices

@@ -42,6 +42,11 @@ instrument 45.6: ahead on digits (+9.2 +- 3.2) and msn (+8.4 +- 1.8). One seed o
 method"; Welch vs the 5 inits): digits +3.6 +- 8.5, language +4.3 +- 2.6, msn +6.7 +- 5.7,
 instrument +3.3 +- 6.6; mean 44.7: wins 2 of 4.
 
+Five seeds (seeds 3, 4: loss 1.166 / 1.136; 22.0 / 30.2, 28.6 / 24.7, 72.4 / 75.1, 44.6 / 45.8;
+README "Five pretraining seeds of every method"): Welch vs the 5 inits +6.2 +- 7.0 / +1.4 +- 5.2
+/ +4.6 +- 4.5 / +2.8 +- 4.3; suite mean 44.0, +3.7 +- 1.8 over random: wins msn and the
+average; the three-seed language win is gone.
+
 Choices (paper.md §10, COLA's code), all overridable:
   task.window_seconds   10     both crops drawn inside a 10-s window of the clip
   task.min_gap_seconds  0.0    independent crops, as COLA (0.975: never overlapping)

@@ -41,7 +41,8 @@ language by 9.8; seed 1 wins instrument only. Over the 3 seeds (Welch vs the 5 i
 seed decides the per-run verdict.
 
 Five seeds (seeds 3, 4: loss 0.6760 / 0.6761; README "Five pretraining seeds"): Welch vs the 5
-inits +1.1 +- 6.1 / -2.6 +- 5.9 / +2.5 +- 4.1 / +3.2 +- 5.3, mean 41.3: level on all four.
+inits +1.1 +- 6.1 / -2.6 +- 5.9 / +2.5 +- 4.1 / +3.2 +- 5.3, mean 41.3: level on all four
+and on the suite average (+1.0 +- 1.9; README "Five pretraining seeds of every method").
 
 Paper-silent choices made here (paper.md §9), all overridable:
   task.window_seconds   10     slices drawn inside a 10-s window of the clip

@@ -41,7 +41,8 @@ none. Over the 3 seeds (Welch vs the 5 inits): +4.4 +- 10.0 / +2.5 +- 9.2 / +3.1
 
 Five seeds (seeds 3, 4: 18.3 / 23.7, 24.7 / 27.1, 76.8 / 76.1, 42.6 / 46.1; README "Five
 pretraining seeds"): Welch vs the 5 inits +4.6 +- 5.7 / +0.0 +- 5.7 / +3.5 +- 3.8 / +1.7 +-
-4.1, mean 42.7: level on all four; seeds 1 and 2 were the lucky draws.
+4.1, mean 42.7: level on all four and on the suite average (+2.5 +- 3.5); seeds 1 and 2 were
+the lucky draws.
 
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.window_seconds        10       anchor drawn uniformly inside a 10-s window

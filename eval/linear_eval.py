@@ -41,6 +41,7 @@ import io
 import json
 import os
 import re
+import statistics
 import sys
 import time
 
@@ -259,17 +260,19 @@ def write_comparison(out: Path, models: dict[str, dict[str, dict]], tasks: list[
         cells.append(f"{100 * d['mean']:+.1f} ± {100 * d['half_width']:.1f}" if d else "-")
       lines.append(f"| {n} | " + " | ".join(cells) + " |")
   groups = seed_groups(names)
+  avg = int(len(tasks) >= 2)   # a column for the suite average
   if groups:
     lines += ["", "Over pretraining seeds (rows named `<method> s<k>`): mean ± 95% t-interval over "
               "the runs' means" + (", and Welch's interval of the difference from Untrained's "
                                    "init seeds (bold: it excludes 0)" if "Untrained" in models else "")
-              + ":", "", "| method | runs | " + " | ".join(short)
+              + ("; `mean`: the same over each run's (and each init's) average over the tasks"
+                 if avg else "") + ":", "", "| method | runs | " + " | ".join(short + ["mean"] * avg)
               + (" | beats Untrained on |" if "Untrained" in models else " |"),
-              "|---|---|" + "---|" * (len(tasks) + ("Untrained" in models))]
+              "|---|---|" + "---|" * (len(tasks) + avg + ("Untrained" in models))]
     for method, members in groups.items():
       summ = method_summary([models[n] for n in members], models.get("Untrained"), tasks)
       cells = []
-      for t in tasks:
+      for t in tasks + [SUITE_MEAN] * avg:
         if t not in summ:
           cells.append("-")
           continue
@@ -279,8 +282,8 @@ def write_comparison(out: Path, models: dict[str, dict[str, dict]], tasks: list[
           dc = f"{100 * v['mean']:+.1f} ± {100 * v['half_width']:.1f}"
           c += f" ({'**' + dc + '**' if v['beats'] or v['loses'] else dc})"
         cells.append(c)
-      wins = ([str(sum(bool(summ[t].get("vs_untrained", {}).get("beats")) for t in summ))]
-              if "Untrained" in models else [])
+      wins = ([str(sum(bool(summ[t].get("vs_untrained", {}).get("beats"))
+                       for t in tasks if t in summ))] if "Untrained" in models else [])
       lines.append(f"| {method} | {len(members)} | " + " | ".join(cells + wins) + " |")
   ft_rows = []
   for n in names:
@@ -386,25 +389,43 @@ def seed_groups(names: list[str]) -> dict[str, list[str]]:
   return {k: v for k, v in groups.items() if len(v) >= 2}
 
 
+SUITE_MEAN = "mean"   # method_summary's key for the average over tasks
+
+
 def method_summary(runs: list[dict[str, dict]], untrained: dict[str, dict] | None,
                    tasks: list[str]) -> dict[str, dict]:
   """Per task: the mean and t-interval over pretraining runs of each run's mean accuracy
   (the interval of the method, not of one run's probe); with ``untrained``, Welch's
-  interval of (runs) minus (the baseline's per-init means): seeds against seeds."""
+  interval of (runs) minus (the baseline's per-init means): seeds against seeds. Key
+  ``SUITE_MEAN``: the same for the average over ``tasks`` (runs and inits that have all)."""
   from eval import probe
-  out = {}
-  for t in tasks:
-    accs = [r[t]["accuracy"]["mean"] for r in runs if t in r]
-    if len(accs) < 2:
-      continue
+
+  def summarise(accs, inits):
     mean, lo, hi = probe.t_interval(accs)
     row = {"mean": mean, "half_width": (hi - lo) / 2, "n": len(accs)}
-    inits = [i["accuracy"] for i in ((untrained or {}).get(t, {}).get("per_init") or [])]
     if len(inits) >= 2:
       d, dlo, dhi = probe.welch_interval(accs, inits)
       row["vs_untrained"] = {"mean": d, "half_width": (dhi - dlo) / 2,
                              "beats": dlo > 0, "loses": dhi < 0}
-    out[t] = row
+    return row
+
+  def init_accs(t):
+    return [i["accuracy"] for i in ((untrained or {}).get(t, {}).get("per_init") or [])]
+
+  out = {}
+  for t in tasks:
+    accs = [r[t]["accuracy"]["mean"] for r in runs if t in r]
+    if len(accs) >= 2:
+      out[t] = summarise(accs, init_accs(t))
+  # The suite average: each run's (and each init's) mean over the tasks, then the same
+  # intervals; averaging tasks first cancels part of the per-task seed noise.
+  full = [r for r in runs if all(t in r for t in tasks)]
+  per_init = [init_accs(t) for t in tasks]
+  n_inits = min((len(a) for a in per_init), default=0)
+  if len(tasks) >= 2 and len(full) >= 2:
+    out[SUITE_MEAN] = summarise(
+        [statistics.fmean(r[t]["accuracy"]["mean"] for t in tasks) for r in full],
+        [statistics.fmean(a[k] for a in per_init) for k in range(n_inits)])
   return out
 
 

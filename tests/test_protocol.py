@@ -121,13 +121,17 @@ def test_untrained_over_init_seeds_and_paired_difference(tmp_path):
   assert "| m | 25.0 ± 0.0 |" in valid and "| Untrained | 43.0 ± " in valid
 
 
+def _one_seed_result(acc, task="b"):
+  """An eval result of one probe seed with accuracy ``acc``."""
+  return {"task": task, "linear_probe": {"per_seed": [{"accuracy": acc}]},
+          "accuracy": {"mean": acc, "half_width": 0.0},
+          "balanced_accuracy": {"mean": acc, "half_width": 0.0},
+          "chance": {"accuracy": 0.5}, "checkpoint_step": 10, "finetune": {}}
+
+
 def test_pretraining_seeds_are_summarised_per_method_against_untrained_inits(tmp_path):
   from eval import linear_eval
-  def res(acc):
-    return {"task": "b", "linear_probe": {"per_seed": [{"accuracy": acc}]},
-            "accuracy": {"mean": acc, "half_width": 0.0},
-            "balanced_accuracy": {"mean": acc, "half_width": 0.0},
-            "chance": {"accuracy": 0.5}, "checkpoint_step": 10, "finetune": {}}
+  res = _one_seed_result
   names = ["A s0", "A s1", "A s2", "B s0", "C", "B"]
   assert linear_eval.seed_groups(names) == {"A": ["A s0", "A s1", "A s2"]}   # B has one seeded run
   u = linear_eval.combine_untrained([{"b": res(a)} for a in (0.40, 0.42, 0.38, 0.41, 0.39)])
@@ -144,6 +148,34 @@ def test_pretraining_seeds_are_summarised_per_method_against_untrained_inits(tmp
   md, _ = linear_eval.write_comparison(tmp_path, dict(runs, Untrained=u), ["b"])
   row = next(l for l in md.read_text().splitlines() if l.startswith("| A | 3 |"))
   assert "60.0 ± " in row and "**+20.0 ± " in row and row.endswith("| 1 |")
+
+
+def test_method_summary_averages_each_run_and_each_init_over_tasks(tmp_path):
+  from eval import linear_eval, probe
+  def res(task, acc):
+    return _one_seed_result(acc, task)
+  # Init k's suite mean is the mean of init k on b and on c (paired by init, not shuffled).
+  u_b, u_c = (0.40, 0.50, 0.30), (0.60, 0.50, 0.70)
+  u = linear_eval.combine_untrained([{"b": res("b", x), "c": res("c", y)} for x, y in zip(u_b, u_c)])
+  r_b, r_c = (0.55, 0.45, 0.50), (0.58, 0.62, 0.60)
+  runs = {f"A s{k}": {"b": res("b", x), "c": res("c", y)} for k, (x, y) in enumerate(zip(r_b, r_c))}
+  summ = linear_eval.method_summary(list(runs.values()), u, ["b", "c"])
+  avg = summ[linear_eval.SUITE_MEAN]
+  run_means, init_means = [0.565, 0.535, 0.55], [0.50, 0.50, 0.50]
+  assert avg["mean"] == pytest.approx(0.55) and avg["n"] == 3
+  d, lo, hi = probe.welch_interval(run_means, init_means)
+  assert avg["vs_untrained"]["mean"] == pytest.approx(0.05)
+  assert avg["vs_untrained"]["half_width"] == pytest.approx((hi - lo) / 2)
+  # The inits' per-task spread (0.30-0.50) cancels in their suite means, so the average is
+  # decided where neither task is: b's interval spans 0, the suite mean's does not.
+  assert not summ["b"]["vs_untrained"]["beats"] and avg["vs_untrained"]["beats"]
+  md, _ = linear_eval.write_comparison(tmp_path, dict(runs, Untrained=u), ["b", "c"])
+  lines = md.read_text().splitlines()
+  assert any(l.startswith("| method | runs | b | c | mean | beats Untrained on |") for l in lines)
+  row = next(l for l in lines if l.startswith("| A | 3 |"))
+  assert "| 55.0 ± " in row and "**+5.0 ± " in row
+  wins = int(row.rstrip(" |").rsplit("|", 1)[1])   # tasks only: the mean column is not a win
+  assert wins == int(summ["b"]["vs_untrained"]["beats"]) + int(summ["c"]["vs_untrained"]["beats"])
 
 
 def test_input_normalisation_is_measured_stored_and_read_back(audio_folder, tmp_path):
