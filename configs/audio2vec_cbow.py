@@ -68,4 +68,5 @@ def get_config():
   c.task.aggregation = "mean"
   c.task.window_seconds = 10.0
   c.task.decoder_bias_init = -6.5   # decoder output starts at the typical log-mel level
+  c.task.target_norm = "none"       # none | slice | bin (per-slice normalised targets)
   return c

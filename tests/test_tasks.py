@@ -161,7 +161,8 @@ def test_multihead_class_groups():
     ("audio2vec_skipgram", "task.gap_frames", -1), ("audio2vec_skipgram", "task.window_seconds", 0.0),
     ("autoencoder", "task.window_seconds", 0.5), ("triplet", "task.margin", 0.0),
     ("triplet", "task.max_positive_seconds", -1.0), ("triplet", "task.fallback", "random"),
-    ("supervised", "task.min_seconds", 0.0), ("multihead", "task.head_hidden", -2)])
+    ("supervised", "task.min_seconds", 0.0), ("multihead", "task.head_hidden", -2),
+    ("audio2vec_skipgram", "task.target_norm", "global"), ("autoencoder", "task.target_norm", "")])
 def test_bad_config_names_the_key(name, key, value):
   c = helpers.load_config(name, **{key: value})
   with pytest.raises(ValueError, match=f"config.{key}"):
@@ -185,6 +186,34 @@ def test_reconstruction_loss_is_zero_at_the_target(name):
   assert float(loss) == 0.0 and float(m["baseline_loss"]) > 0.5
   loss, _ = on_one_device(lambda p, t: task.loss({"pred": p, "target": t}, {}), target + 0.1, target)
   assert float(loss) == pytest.approx(0.01, rel=1e-4)
+
+
+def test_normalised_targets_by_hand():
+  """task.target_norm: "slice" removes the slice's level and scale, "bin" each bin's time mean."""
+  from ssl_audio.tasks.base import normalised_target
+
+  class Enc:                                    # the two attributes normalised_target reads
+    input_mean, input_std = 2.0, 4.0
+
+  # one slice, 2 frames x 2 mels, one channel: [[1, 3], [5, 7]] (frames x mels)
+  mel = jnp.asarray([[[1.0, 3.0], [5.0, 7.0]]])[..., None]
+  t, bias = normalised_target(Enc(), mel, -6.0, "none")
+  np.testing.assert_allclose(np.asarray(t)[0, ..., 0], [[-0.25, 0.25], [0.75, 1.25]])
+  assert bias == -2.0
+  t, bias = normalised_target(Enc(), mel, -6.0, "slice")
+  # mean 4, deviations -3 -1 1 3, rms sqrt(5)
+  np.testing.assert_allclose(np.asarray(t)[0, ..., 0],
+                             np.array([[-3.0, -1.0], [1.0, 3.0]]) / np.sqrt(5 + 1e-6), rtol=1e-6)
+  assert bias == 0.0
+  t, _ = normalised_target(Enc(), mel, -6.0, "bin")
+  # per-mel time means 3 and 5, deviations -2 -2 2 2, rms 2: the envelope (3 vs 5) is gone
+  np.testing.assert_allclose(np.asarray(t)[0, ..., 0], np.array([[-1.0, -1.0], [1.0, 1.0]]),
+                             rtol=1e-6)
+  # a constant (silent) slice gives zeros, not NaN; each channel is normalised on its own
+  two = jnp.stack([jnp.full((2, 2), -11.5), jnp.asarray([[1.0, 3.0], [5.0, 7.0]])], -1)[None]
+  for mode in ("slice", "bin"):
+    t = np.asarray(normalised_target(Enc(), two, -6.0, mode)[0])
+    assert np.all(t[..., 0] == 0.0) and np.isfinite(t).all() and np.abs(t[..., 1]).max() > 0.9
 
 
 def test_triplet_loss_zero_when_separated_and_semihard_choice():

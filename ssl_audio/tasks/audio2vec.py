@@ -22,6 +22,9 @@ Choices the paper leaves open (paper.md §3, §4, §9) are config keys:
   computes on the device from the raw windows (``frontend.log_mel``) and passes
   through ``stop_gradient``. ``baseline_loss`` is the MSE of the batch-mean slice
   (per context position for SG).
+* ``task.target_norm`` ("none"): "slice" or "bin" rebuild per-slice normalised
+  log-mel instead (``base.normalised_target``), so level and spectral envelope
+  no longer dominate the MSE.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ import numpy as np
 
 from ssl_audio import frontend as fe
 from ssl_audio import tasks
-from ssl_audio.tasks.base import SliceDecoder, Task, mse_with_baseline, normalised_target
+from ssl_audio.tasks.base import (SliceDecoder, Task, check_target_norm, mse_with_baseline,
+                                  normalised_target)
 
 
 def _check_block_config(config) -> None:
-  """Shared validation of the block geometry (context, gap, window)."""
+  """Shared validation of the block geometry (context, gap, window) and the target."""
+  check_target_norm(config)
   t = config.task
   if not isinstance(t.context, int) or isinstance(t.context, bool) or t.context < 1:
     raise ValueError(f"config.task.context: must be an integer >= 1, got {t.context!r}")
@@ -77,7 +82,8 @@ class Audio2VecModel(nn.Module):
     else:
       z = encoder(mel_mid, train=train)
       outputs, target = 2 * p, jnp.moveaxis(mel_ctx, 1, -1)          # [B, F, M, 2P]
-    target, out_bias = normalised_target(encoder, target, t.config.task.decoder_bias_init)
+    target, out_bias = normalised_target(encoder, target, t.config.task.decoder_bias_init,
+                                         t.config.task.get("target_norm", "none"))
     pred = SliceDecoder(frames=t.frontend.slice_frames, mels=t.frontend.n_mels,
                         width=dec_cfg.width, outputs=outputs, out_bias=out_bias, name="decoder")(z)
     return {"pred": pred, "target": jax.lax.stop_gradient(target)}

@@ -9,6 +9,7 @@ slice, MSE. Choices the paper leaves open, all config keys or fixed here:
 * loss: MSE against the slice's log-mel, computed on the device and passed
   through ``stop_gradient``; ``baseline_loss`` is the MSE of the batch-mean slice.
   There is no bottleneck other than the 128-d embedding (no noise, no sparsity).
+* ``task.target_norm`` ("none" | "slice" | "bin"): as for Audio2Vec.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import numpy as np
 
 from ssl_audio import frontend as fe
 from ssl_audio import tasks
-from ssl_audio.tasks.base import (SliceDecoder, Task, mse_with_baseline, normalised_target,
-                                  random_starts)
+from ssl_audio.tasks.base import (SliceDecoder, Task, check_target_norm, mse_with_baseline,
+                                  normalised_target, random_starts)
 
 
 class AutoEncoderModel(nn.Module):
@@ -33,7 +34,8 @@ class AutoEncoderModel(nn.Module):
     mel = fe.log_mel(audio, t.frontend)                              # [B, F, M]
     encoder = t.make_encoder()
     z = encoder(mel, train=train)
-    target, out_bias = normalised_target(encoder, mel[..., None], t.config.task.decoder_bias_init)
+    target, out_bias = normalised_target(encoder, mel[..., None], t.config.task.decoder_bias_init,
+                                         t.config.task.get("target_norm", "none"))
     pred = SliceDecoder(frames=t.frontend.slice_frames, mels=t.frontend.n_mels,
                         width=t.config.encoder.width, outputs=1, out_bias=out_bias,
                         name="decoder")(z)
@@ -46,6 +48,7 @@ class AutoEncoder(Task):
 
   @classmethod
   def check_config(cls, config):
+    check_target_norm(config)
     f = fe.FrontendConfig.from_dict(config.frontend)
     if not config.task.window_seconds * f.sample_rate >= f.slice_samples:
       raise ValueError(f"config.task.window_seconds: {config.task.window_seconds} is shorter than "

@@ -149,15 +149,42 @@ class SliceDecoder(nn.Module):
     return x[:, :self.frames, :self.mels, :]                   # [B, frames, mels, outputs]
 
 
-def normalised_target(encoder: Encoder, mel: jax.Array, bias_init: float) -> tuple[jax.Array, float]:
-  """(the log-mel target in the units the encoder sees, the decoder's initial output level).
+TARGET_NORMS = ("none", "slice", "bin")
 
-  ``bias_init`` is in raw log-mel units (``task.decoder_bias_init``), converted with
-  the encoder's input statistics, so one key keeps its meaning with or without
-  ``encoder.input_norm``.
+
+def check_target_norm(config) -> None:
+  """``task.target_norm`` of the reconstruction tasks (absent in older configs: "none")."""
+  mode = config.task.get("target_norm", "none")
+  if mode not in TARGET_NORMS:
+    raise ValueError(f"config.task.target_norm: {mode!r} is not one of {TARGET_NORMS}")
+
+
+def normalised_target(encoder: Encoder, mel: jax.Array, bias_init: float,
+                      mode: str = "none") -> tuple[jax.Array, float]:
+  """(the log-mel target [B, F, M, k], the decoder's initial output level).
+
+  ``mode`` ("task.target_norm") decides what the decoder must rebuild:
+
+  * "none": the log-mel in the units the encoder sees. ``bias_init`` is in raw
+    log-mel units (``task.decoder_bias_init``), converted with the encoder's input
+    statistics, so one key keeps its meaning with or without ``encoder.input_norm``.
+  * "slice": each target slice minus its own mean, over its own std (MAE's
+    normalised-pixel loss, one slice = one patch): level and loudness are no longer
+    part of the error, the spectral envelope still is.
+  * "bin": each mel bin minus its mean over the slice's frames (cepstral mean
+    normalisation), then over the slice's std: level and spectral envelope are both
+    gone, and what is left to predict is how the spectrum moves in time.
+
+  The normalised modes start the decoder at 0, their mean. A constant (silent) slice
+  becomes all zeros, not NaN.
   """
-  return ((mel - encoder.input_mean) / encoder.input_std,
-          (bias_init - encoder.input_mean) / encoder.input_std)
+  if mode == "none":
+    return ((mel - encoder.input_mean) / encoder.input_std,
+            (bias_init - encoder.input_mean) / encoder.input_std)
+  axes = (1,) if mode == "bin" else (1, 2)                  # frames; frames and mels
+  centred = mel - jnp.mean(mel, axis=axes, keepdims=True)
+  scale = jnp.sqrt(jnp.mean(centred ** 2, axis=(1, 2), keepdims=True) + 1e-6)
+  return centred / scale, 0.0
 
 
 def mse_with_baseline(pred: jax.Array, target: jax.Array) -> tuple[jax.Array, dict]:
