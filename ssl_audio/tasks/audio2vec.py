@@ -22,9 +22,9 @@ Choices the paper leaves open (paper.md §3, §4, §9) are config keys:
   computes on the device from the raw windows (``frontend.log_mel``) and passes
   through ``stop_gradient``. ``baseline_loss`` is the MSE of the batch-mean slice
   (per context position for SG).
-* ``task.target_norm`` ("none"): "slice" or "bin" rebuild per-slice normalised
-  log-mel instead (``base.normalised_target``), so level and spectral envelope
-  no longer dominate the MSE.
+* ``task.target_norm`` ("none"; skip-gram's config: "slice"): "slice" or "bin"
+  rebuild per-slice normalised log-mel instead (``base.normalised_target``), so
+  level and spectral envelope no longer dominate the MSE.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import numpy as np
 from ssl_audio import frontend as fe
 from ssl_audio import tasks
 from ssl_audio.tasks.base import (SliceDecoder, Task, check_target_norm, mse_with_baseline,
-                                  normalised_target)
+                                  normalised_target, target_norm)
 
 
 def _check_block_config(config) -> None:
@@ -83,7 +83,7 @@ class Audio2VecModel(nn.Module):
       z = encoder(mel_mid, train=train)
       outputs, target = 2 * p, jnp.moveaxis(mel_ctx, 1, -1)          # [B, F, M, 2P]
     target, out_bias = normalised_target(encoder, target, t.config.task.decoder_bias_init,
-                                         t.config.task.get("target_norm", "none"))
+                                         target_norm(t.config))
     pred = SliceDecoder(frames=t.frontend.slice_frames, mels=t.frontend.n_mels,
                         width=dec_cfg.width, outputs=outputs, out_bias=out_bias, name="decoder")(z)
     return {"pred": pred, "target": jax.lax.stop_gradient(target)}

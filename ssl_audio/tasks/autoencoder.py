@@ -21,7 +21,7 @@ import numpy as np
 from ssl_audio import frontend as fe
 from ssl_audio import tasks
 from ssl_audio.tasks.base import (SliceDecoder, Task, check_target_norm, mse_with_baseline,
-                                  normalised_target, random_starts)
+                                  normalised_target, random_starts, target_norm)
 
 
 class AutoEncoderModel(nn.Module):
@@ -35,7 +35,7 @@ class AutoEncoderModel(nn.Module):
     encoder = t.make_encoder()
     z = encoder(mel, train=train)
     target, out_bias = normalised_target(encoder, mel[..., None], t.config.task.decoder_bias_init,
-                                         t.config.task.get("target_norm", "none"))
+                                         target_norm(t.config))
     pred = SliceDecoder(frames=t.frontend.slice_frames, mels=t.frontend.n_mels,
                         width=t.config.encoder.width, outputs=1, out_bias=out_bias,
                         name="decoder")(z)

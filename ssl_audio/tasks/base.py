@@ -152,9 +152,13 @@ class SliceDecoder(nn.Module):
 TARGET_NORMS = ("none", "slice", "bin")
 
 
-def check_target_norm(config) -> None:
+def target_norm(config) -> str:
   """``task.target_norm`` of the reconstruction tasks (absent in older configs: "none")."""
-  mode = config.task.get("target_norm", "none")
+  return config.task.get("target_norm", "none")
+
+
+def check_target_norm(config) -> None:
+  mode = target_norm(config)
   if mode not in TARGET_NORMS:
     raise ValueError(f"config.task.target_norm: {mode!r} is not one of {TARGET_NORMS}")
 
