@@ -49,6 +49,9 @@ README "Five pretraining seeds of every method"): Welch vs the 5 inits +1.6 +- 6
 / +8.7 +- 2.8 / -1.8 +- 4.2; suite mean 42.0, +1.7 +- 1.5 over random: wins msn and the
 average; the three-seed language loss is gone.
 
+Against 10 Untrained inits (2026-12-06, night; README "The random baseline over ten inits"):
++2.7 +- 6.1 / +0.3 +- 4.9 / +8.1 +- 2.6 / -1.0 +- 2.9, mean +2.5 +- 2.0: msn and the average.
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.context         2      2 past + 2 future slices of 96 frames (5-slice block, 4.8 s)
   task.gap_frames      0      no frames skipped between consecutive slices

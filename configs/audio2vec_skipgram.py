@@ -59,6 +59,13 @@ mean 46.1 +- 1.3; Welch vs the 5 Untrained inits +4.4 +- 4.8 / +4.8 +- 2.9 / +9.
 differences above 0, digits and instrument within 0.4 of their intervals. Against the raw
 target (Welch over the 5 + 5 runs): mean +1.5 (-0.5, +3.6), msn -2.9 (-5.7, -0.04).
 
+Against 10 Untrained inits (2026-12-06, night; README "The random baseline over ten inits";
+the same five runs re-scored with `python -m eval.seed_table`): +5.6 +- 4.0 / +6.5 +- 3.4 /
++9.1 +- 2.5 / +5.3 +- 3.8, mean +6.6 +- 1.9: beats the random encoder on all four tasks (also
+without the sub-chance init 9, and against inits 5-9 alone). Band-limiting on top
+(`--config.augment.band_limit_prob=0.5`, seeds 0 / 1, MSE 0.530 / 0.506 vs 0.647): valid
+average 48.5 < 49.6, not adopted.
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.context         2      2 past + 2 future target slices of 96 frames (5-slice block)
   task.gap_frames      0      no frames skipped between consecutive slices

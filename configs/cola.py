@@ -47,6 +47,10 @@ README "Five pretraining seeds of every method"): Welch vs the 5 inits +6.2 +- 7
 / +4.6 +- 4.5 / +2.8 +- 4.3; suite mean 44.0, +3.7 +- 1.8 over random: wins msn and the
 average; the three-seed language win is gone.
 
+Against 10 Untrained inits (2026-12-06, night; README "The random baseline over ten inits"):
++7.3 +- 6.8 / +3.1 +- 5.3 / +4.0 +- 4.4 / +3.6 +- 3.3, mean +4.5 +- 2.2: digits, instrument
+and the average; msn falls inside the interval.
+
 Choices (paper.md §10, COLA's code), all overridable:
   task.window_seconds   10     both crops drawn inside a 10-s window of the clip
   task.min_gap_seconds  0.0    independent crops, as COLA (0.975: never overlapping)

@@ -44,6 +44,9 @@ Five seeds (seeds 3, 4: loss 0.6760 / 0.6761; README "Five pretraining seeds"): 
 inits +1.1 +- 6.1 / -2.6 +- 5.9 / +2.5 +- 4.1 / +3.2 +- 5.3, mean 41.3: level on all four
 and on the suite average (+1.0 +- 1.9; README "Five pretraining seeds of every method").
 
+Against 10 Untrained inits (2026-12-06, night; README "The random baseline over ten inits"):
++2.3 +- 5.7 / -0.9 +- 6.0 / +1.9 +- 4.0 / +4.0 +- 4.7, mean +1.8 +- 2.3: still level on all four.
+
 Paper-silent choices made here (paper.md §9), all overridable:
   task.window_seconds   10     slices drawn inside a 10-s window of the clip
   task.min_gap_seconds  0.975  one slice: pairs uniform over starts >= this far apart, so the

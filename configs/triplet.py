@@ -44,6 +44,9 @@ pretraining seeds"): Welch vs the 5 inits +4.6 +- 5.7 / +0.0 +- 5.7 / +3.5 +- 3.
 4.1, mean 42.7: level on all four and on the suite average (+2.5 +- 3.5); seeds 1 and 2 were
 the lucky draws.
 
+Against 10 Untrained inits (2026-12-06, night; README "The random baseline over ten inits"):
++5.8 +- 5.2 / +1.8 +- 5.8 / +3.0 +- 3.7 / +2.5 +- 2.9, mean +3.3 +- 3.5: wins digits only.
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.window_seconds        10       anchor drawn uniformly inside a 10-s window
   task.min_positive_seconds  0.975    one slice: the positive never overlaps the anchor

@@ -199,3 +199,39 @@ def test_input_normalisation_is_measured_stored_and_read_back(audio_folder, tmp_
   c2.encoder.width, c2.encoder.input_norm, c2.seed = 0.25, "pool", 7
   train.train_and_evaluate(c2, str(wd))
   assert pretrained.load_pretrained(str(wd)).meta["config"]["encoder"]["input_mean"] == enc["input_mean"]
+
+
+def test_seed_table_recomputes_the_method_rows_from_comparison_files(tmp_path):
+  """eval.seed_table reads back what write_comparison wrote (runs split over two files,
+  a seed-0 row renamed, the inits' own table) and gives the same method row."""
+  from eval import linear_eval, seed_table
+  def res(task, acc):
+    return _one_seed_result(acc, task)
+  tasks = ["b", "c"]
+  u = linear_eval.combine_untrained([{"b": res("b", x), "c": res("c", y)}
+                                     for x, y in ((0.40, 0.60), (0.45, 0.55), (0.35, 0.65), (0.42, 0.50))])
+  runs = {f"A s{k}": {"b": res("b", x), "c": res("c", y)}
+          for k, (x, y) in enumerate(((0.551, 0.582), (0.457, 0.624), (0.503, 0.601)))}
+  runs["A s0"]["b"]["valid_accuracy"] = {"mean": 0.30, "half_width": 0.01}
+  runs["A s0"]["c"]["valid_accuracy"] = {"mean": 0.45, "half_width": 0.02}
+  md1, _ = linear_eval.write_comparison(tmp_path / "one", {"A": runs["A s0"], "Untrained": u}, tasks)
+  md2, _ = linear_eval.write_comparison(tmp_path / "two", {k: runs[k] for k in ("A s1", "A s2")}, tasks)
+  text = md1.read_text()
+  assert "| Untrained init 3 | 42.00 | 50.00 |" in text
+  valid = text.split("Valid accuracy")[1].split("Paired difference")[0]
+  assert "| A | 30.0 ± 1.0 | 45.0 ± 2.0 | 37.5 |" in valid   # the valid average recipes are chosen on
+  assert "| Untrained | - | - | - |" in valid                  # no valid numbers: no average
+  r_tasks, r_runs = seed_table.read_runs([str(md1), str(md2)], {"A": "A s0"})
+  assert r_tasks == tasks and sorted(r_runs) == ["A s0", "A s1", "A s2"]
+  assert r_runs["A s1"] == pytest.approx([0.457, 0.624])
+  inits = seed_table.read_inits(str(md1), tasks)
+  np.testing.assert_allclose(inits, [[0.40, 0.60], [0.45, 0.55], [0.35, 0.65], [0.42, 0.50]])
+  got = next(l for l in seed_table.method_table(r_runs, inits, tasks) if l.startswith("| A | 3 |"))
+  want = next(l for l in linear_eval.method_table_lines(dict(runs, Untrained=u), tasks, tasks)
+              if l.startswith("| A | 3 |"))
+  assert got == want
+  # Two tables that disagree on one run are an error, not a silent choice.
+  bad = tmp_path / "bad.md"
+  bad.write_text(md2.read_text().replace("| A s1 | 10 | 45.7", "| A s1 | 10 | 47.7"))
+  with pytest.raises(ValueError, match="A s1"):
+    seed_table.read_runs([str(md2), str(bad)], {})
