@@ -52,6 +52,10 @@ average; the three-seed language loss is gone.
 Against 10 Untrained inits (2026-12-06, night; README "The random baseline over ten inits"):
 +2.7 +- 6.1 / +0.3 +- 4.9 / +8.1 +- 2.6 / -1.0 +- 2.9, mean +2.5 +- 2.0: msn and the average.
 
+Slice-normalised targets (`--config.task.target_norm=slice`, seeds 0 / 1, README "CBoW with
+slice targets"): MSE 0.487 / 0.480 vs 0.651 / 0.652; valid average 43.4 / 45.7 -> 44.6 < 47.3
+for the raw target, so the default stays "none" (test means 41.8 / 47.5, read after).
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.context         2      2 past + 2 future slices of 96 frames (5-slice block, 4.8 s)
   task.gap_frames      0      no frames skipped between consecutive slices
