@@ -101,15 +101,16 @@ def expand_benchmarks(specs) -> list[str]:
   return out
 
 
+def _stat(r: dict, key: str) -> dict:
+  """A result's {mean, half_width} for ``key``, at the top or under ``linear_probe``."""
+  return r.get(key) or (r.get("linear_probe") or {}).get(key) or {}
+
+
 def _fmt(r: dict, key: str = "accuracy") -> str:
-  v = r.get(key) or (r.get("linear_probe") or {}).get(key) or {}
+  v = _stat(r, key)
   if v.get("mean") is None:
     return "-"
   return f"{100 * v['mean']:.1f} ± {100 * v['half_width']:.1f}"
-
-
-def _mean_of(r: dict, key: str) -> float | None:
-  return (r.get(key) or (r.get("linear_probe") or {}).get(key) or {}).get("mean")
 
 
 def _decode_clips(task: str, sample_rate: int, max_clips: int | None):
@@ -255,7 +256,7 @@ def write_comparison(out: Path, models: dict[str, dict[str, dict]], tasks: list[
     rs = models[n]
     cells = [_fmt(rs[t], "valid_accuracy") if t in rs else "-" for t in tasks]
     if avg:   # the four-task valid average: the statistic recipes are chosen on (README)
-      v = [_mean_of(rs[t], "valid_accuracy") if t in rs else None for t in tasks]
+      v = [_stat(rs[t], "valid_accuracy").get("mean") if t in rs else None for t in tasks]
       cells.append(f"{100 * sum(v) / len(v):.1f}" if None not in v else "-")
     lines.append(f"| {n} | " + " | ".join(cells) + " |")
   if "Untrained" in models:

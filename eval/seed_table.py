@@ -77,15 +77,13 @@ def method_table(runs: dict[str, list[float]], inits: list[list[float]], tasks: 
   from eval import linear_eval
   models = {n: {t: _result(v) for t, v in zip(tasks, vals)} for n, vals in runs.items()}
   if methods:
-    keep = set(methods)
-    models = {n: r for n, r in models.items()
-              if (m := linear_eval._SEED_SUFFIX.match(n)) and m.group(1) in keep}
+    groups = linear_eval.seed_groups(list(models))
+    models = {n: models[n] for m in methods for n in groups.get(m, [])}
   models["Untrained"] = {t: {"per_init": [{"accuracy": i[j]} for i in inits]}
                          for j, t in enumerate(tasks)}
   lines = linear_eval.method_table_lines(models, tasks, tasks)
-  flat = [i for i in zip(*inits)]
   lines += ["", f"Untrained ({len(inits)} inits): " + " / ".join(
-      f"{t} {100 * sum(c) / len(c):.1f}" for t, c in zip(tasks, flat))]
+      f"{t} {100 * sum(c) / len(c):.1f}" for t, c in zip(tasks, zip(*inits)))]
   return lines
 
 
