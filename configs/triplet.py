@@ -55,6 +55,8 @@ Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.gain_jitter_db        6.0      independent gain per slice in +-6 dB (0: none)
   task.margin                0.1      on SQUARED distances of L2-normalised embeddings
   task.fallback              hardest  when no negative is farther than the positive
+  task.far_negative_seconds  0        off; > max_positive: one more negative per example, from
+                                      its own clip at least this far from the anchor (TRILL)
   negatives: all other examples' anchors and positives of the GLOBAL batch
   (all-gathered across devices), semi-hard mining.
 """
@@ -71,4 +73,5 @@ def get_config():
   c.task.gain_jitter_db = 6.0
   c.task.margin = 0.1
   c.task.fallback = "hardest"
+  c.task.far_negative_seconds = 0.0
   return c

@@ -228,13 +228,14 @@ def test_triplet_loss_zero_when_separated_and_semihard_choice():
   a, p = jnp.zeros((1, 1)), jnp.full((1, 1), np.sqrt(0.5))
   cand = jnp.sqrt(jnp.array([[0.3], [0.55], [0.9], [0.0]]))
   ids, me = jnp.array([1, 2, 3, 0]), jnp.array([0])
-  loss, _ = triplet_lib.triplet_semihard(a, p, cand, ids, me, 0.1)
+  loss, _ = triplet_lib.triplet_semihard(a, p, cand, triplet_lib.negative_mask(ids, me), 0.1)
   assert float(loss) == pytest.approx(0.05, abs=1e-6)
   # no negative farther than the positive: fall back to the hardest (0.3) or the easiest (0.4)
   cand2 = jnp.sqrt(jnp.array([[0.3], [0.4], [0.0]]))
   ids2 = jnp.array([1, 2, 0])
-  hard, _ = triplet_lib.triplet_semihard(a, p, cand2, ids2, me, 0.1, "hardest")
-  easy, _ = triplet_lib.triplet_semihard(a, p, cand2, ids2, me, 0.1, "easiest")
+  neg2 = triplet_lib.negative_mask(ids2, me)
+  hard, _ = triplet_lib.triplet_semihard(a, p, cand2, neg2, 0.1, "hardest")
+  easy, _ = triplet_lib.triplet_semihard(a, p, cand2, neg2, 0.1, "easiest")
   assert float(hard) == pytest.approx(0.3, abs=1e-6) and float(easy) == pytest.approx(0.2, abs=1e-6)
 
 
@@ -267,9 +268,9 @@ def test_multihead_loss_ignores_other_heads():
 
 # --- helpers for the model-level tests ------------------------------------------
 
-def labelled_task(name, classes=("A/x", "A/y", "B/u")):
+def labelled_task(name, classes=("A/x", "A/y", "B/u"), **overrides):
   """A small task; labelled ones get a 3-class list over two heads (A, B) without data."""
-  c = small(helpers.load_config(name))
+  c = small(helpers.load_config(name, **overrides))
   c.data.train = "A,B"
   task = tasks.make_task(c, fe.FrontendConfig.from_dict(c.frontend))
   if task.needs_labels:
@@ -335,6 +336,10 @@ def test_labelled_checkpoint_loads_without_its_training_data(name, audio_folder,
 
 # --- 1 vs 8 devices ------------------------------------------------------------
 
+# every task's config, and the options that change what crosses devices (name: (config, overrides))
+EQUALITY_CASES = {n: (n, {}) for n in NAMES} | {
+    "triplet_far": ("triplet", {"task.far_negative_seconds": 3.0})}
+
 EQUALITY_CODE = r"""
 import json, sys
 import jax, jax.numpy as jnp, numpy as np
@@ -344,10 +349,10 @@ from tests import helpers
 from tests.test_tasks import small, labelled_task
 
 out = {}
-for name in NAMES:
+for name in CASES:
   res = {}
   for n_dev in (1, 8):
-    task, n_cls = labelled_task(name)
+    task, n_cls = labelled_task(CASES[name][0], **CASES[name][1])
     c = task.config
     # SGD: an update is linear in the gradient, so a strict per-element tolerance on
     # the parameters checks the gradients (Adam would amplify rounding where grad ~ 0).
@@ -405,7 +410,7 @@ def _equality_process():
   env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
   env["JAX_PLATFORMS"] = "cpu"
   env["PYTHONPATH"] = str(helpers.REPO) + os.pathsep + env.get("PYTHONPATH", "")
-  proc = subprocess.Popen([sys.executable, "-c", f"NAMES = {NAMES!r}\n" + EQUALITY_CODE],
+  proc = subprocess.Popen([sys.executable, "-c", f"CASES = {EQUALITY_CASES!r}\n" + EQUALITY_CODE],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                           cwd=helpers.REPO)
   yield proc
@@ -422,7 +427,7 @@ def equality_results(_equality_process):
   return json.loads(out.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", list(EQUALITY_CASES))
 def test_one_vs_eight_devices_same_steps(name, equality_results):
   r = equality_results[name]
   # atol 1e-5: the triplet hinge is a difference of O(1) float32 distances, ~1e-6 apart
@@ -431,7 +436,7 @@ def test_one_vs_eight_devices_same_steps(name, equality_results):
   assert r["bad"] == 0, r
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", list(EQUALITY_CASES))
 def test_silence_gives_a_finite_loss(name, equality_results):
   """All-zero audio through model + loss (run in the same subprocess, by the 1-device step)."""
   r = equality_results[name]["silence"]
@@ -518,6 +523,78 @@ def test_triplet_gain_jitter_within_the_bound():
       db.append(20 * np.log10(g))
   db = np.array(db)
   assert db.min() >= -6.001 and db.max() <= 6.001 and db.min() < -5.5 and db.max() > 5.5
+
+
+@pytest.mark.parametrize("extra", [None, 8000])
+def test_triplet_far_negative_is_far_from_the_anchor(extra):
+  """far_negative_seconds: a third slice of the clip at least that far from the anchor,
+  reaching both edges; a clip with no such start marks it invalid (far_valid 0)."""
+  task = make_task("triplet", **{"task.gain_jitter_db": 0.0, "task.far_negative_seconds": 3.0})
+  s, far = CFG.slice_samples, task.far_shift
+  assert far == 48000 and task.min_samples == s + task.min_shift + CFG.hop_length
+  n = task.clip_samples if extra is None else s + task.min_shift + extra   # 1.5 s: no room
+  rng = np.random.default_rng(0)
+  fa = []
+  for _ in range(2000):
+    ex = task.sample(index_clip(n), rng)
+    assert ex["audio"].shape == (3, s)
+    a, p, f = (int(w[0]) for w in ex["audio"])
+    for w, t in zip(ex["audio"], (a, p, f)):
+      assert_window(w, t)
+    assert task.min_shift <= abs(p - a) <= task.max_shift
+    if extra is None:
+      assert ex["far_valid"] == 1.0 and abs(f - a) >= far and 0 <= f <= n - s
+    else:
+      assert ex["far_valid"] == 0.0 and f == a
+    fa.append((f, a))
+  if extra is None:
+    f = np.array(fa)[:, 0]
+    assert f.min() < 1000 and f.max() > n - s - 1000                # both edges reachable
+  # off (the default): two slices and no far_valid; on, the anchor and positive are drawn alike
+  plain = make_task("triplet", **{"task.gain_jitter_db": 0.0})
+  ex = plain.sample(index_clip(task.clip_samples), np.random.default_rng(5))
+  ex3 = task.sample(index_clip(task.clip_samples), np.random.default_rng(5))
+  assert set(ex) == {"audio"} and ex["audio"].shape == (2, s)
+  np.testing.assert_array_equal(ex["audio"], ex3["audio"][:2])
+
+
+def test_triplet_far_negative_counts_for_its_own_anchor_only_when_valid():
+  """By hand, unit vectors: anchor i = e_i, positive at d_ap = 0.5, every other slice at
+  d = 2 from it (orthogonal). Example 0's far slice at 0.55 is semi-hard for anchor 0
+  (hinge 0.5 - 0.55 + 0.1); at 0.3 it beats the positive (retrieval fails) and the
+  semi-hard choice is another clip (hinge 0). Marked invalid, it counts for no anchor
+  of its own."""
+  task = make_task("triplet", **{"task.far_negative_seconds": 3.0})
+
+  def batch(d_far0):
+    emb = np.zeros((4, 3, 8), np.float32)
+    for i in range(4):
+      emb[i, 0, i] = 1.0
+      emb[i, 1, i], emb[i, 1, 4 + i] = 0.75, np.sqrt(1 - 0.75 ** 2)    # d_ap = 2 - 2 * 0.75
+      emb[i, 2, 4 + (i + 1) % 4] = 1.0
+    c = 1 - d_far0 / 2
+    emb[0, 2] = 0.0
+    emb[0, 2, 0], emb[0, 2, 5] = c, np.sqrt(1 - c * c)
+    return emb
+
+  def run(emb, valid):
+    return on_one_device(lambda e, v: task.loss(e, {"far_valid": v}), emb, np.asarray(valid, np.float32))
+
+  loss, m = run(batch(0.55), [1, 1, 1, 1])
+  assert float(loss) == pytest.approx(0.05 / 4, abs=1e-6) and float(m["triplet_accuracy"]) == 1.0
+  loss, _ = run(batch(0.55), [0, 1, 1, 1])
+  assert float(loss) == pytest.approx(0.0, abs=1e-6)
+  loss, m = run(batch(0.3), [1, 1, 1, 1])
+  assert float(loss) == pytest.approx(0.0, abs=1e-6) and float(m["triplet_accuracy"]) == 0.75
+  _, m = run(batch(0.3), [0, 1, 1, 1])
+  assert float(m["triplet_accuracy"]) == 1.0
+
+
+@pytest.mark.parametrize("value", [1.5, 2.0, 9.5])
+def test_triplet_far_negative_must_be_beyond_the_positives_and_fit(value):
+  c = helpers.load_config("triplet", **{"task.far_negative_seconds": value})
+  with pytest.raises(ValueError, match="config.task.far_negative_seconds"):
+    config_validation.check_config(c)
 
 
 @pytest.mark.parametrize("key,value", [("task.min_positive_seconds", -0.5),

@@ -235,12 +235,18 @@ def random_gain(rng: np.random.Generator, n: int, db: float) -> np.ndarray:
   return (10.0 ** (rng.uniform(-db, db, size=n) / 20.0)).astype(np.float32)
 
 
+def cut_slices(clip: np.ndarray, starts, slice_samples: int, rng: np.random.Generator,
+               gain_db: float) -> np.ndarray:
+  """[len(starts), slice_samples] float32: the slices at ``starts``, each with a random gain."""
+  gain = random_gain(rng, len(starts), gain_db)
+  s = slice_samples
+  return (np.stack([clip[t:t + s] for t in starts]) * gain[:, None]).astype(np.float32)
+
+
 def cut_pair(clip: np.ndarray, t1: int, t2: int, slice_samples: int, rng: np.random.Generator,
              gain_db: float) -> np.ndarray:
   """[2, slice_samples] float32: the slices starting at t1 and t2, each with a random gain."""
-  gain = random_gain(rng, 2, gain_db)
-  s = slice_samples
-  return (np.stack([clip[t1:t1 + s], clip[t2:t2 + s]]) * gain[:, None]).astype(np.float32)
+  return cut_slices(clip, (t1, t2), slice_samples, rng, gain_db)
 
 
 def check_window_fits_pair(config: ml_collections.ConfigDict, key: str) -> None:

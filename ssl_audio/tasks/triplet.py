@@ -18,7 +18,17 @@ Choices the paper leaves open, all config keys:
 * distances are SQUARED Euclidean distances between L2-normalised embeddings
   (so in [0, 4]); ``task.margin`` (0.1) is on that scale.
 * negatives: every anchor and positive of every OTHER example of the GLOBAL batch
-  (2 (B - 1) candidates). Examples are assumed to come from different clips: the
+  (2 (B - 1) candidates).
+* ``task.far_negative_seconds`` (0: off, the default): TRILL-style (Shor et al. 2020)
+  negatives from the anchor's own clip. Each example gets a third slice whose start is
+  at least this far from the anchor's (uniform over those starts in the window), a
+  negative of its own anchor and, like every slice of another clip, of every other
+  anchor. With negatives from other clips only, telling 200 files apart by their
+  recording (band, channel colour) solves the task; a negative from the same recording
+  is not told apart that way. Must exceed ``max_positive_seconds`` (a negative nearer
+  than a positive would contradict it). A window with no such start (a clip shorter
+  than the distance) gets ``far_valid`` 0 and its third slice counts for no anchor
+  of its own. Examples are assumed to come from different clips: the
   sampler sees one clip at a time and cannot tell two windows of the same file
   apart, which only happens when the batch is large next to the data set.
 * mining (FaceNet's semi-hard): per anchor, the closest negative that is farther
@@ -51,7 +61,7 @@ import numpy as np
 from ssl_audio import tasks
 from ssl_audio.parallel import DATA_AXIS
 from ssl_audio.tasks.base import (Task, check_window_fits_pair, check_window_fits_two_slices,
-                                  cut_pair, embed_windows)
+                                  cut_slices, embed_windows)
 
 
 class TripletModel(nn.Module):
@@ -66,17 +76,22 @@ def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
   return x * jax.lax.rsqrt(jnp.sum(x * x, axis=-1, keepdims=True) + eps)
 
 
-def triplet_semihard(anchor: jax.Array, positive: jax.Array, cand: jax.Array,
-                     cand_example: jax.Array, anchor_example: jax.Array, margin: float,
-                     fallback: str = "hardest") -> tuple[jax.Array, dict]:
-  """Semi-hard triplet loss of anchors [n, D] against candidates [m, D] (normalised).
+def negative_mask(cand_example: jax.Array, anchor_example: jax.Array,
+                  cand_own_negative: jax.Array | None = None) -> jax.Array:
+  """[n, m]: candidate j is a negative of anchor i when it belongs to another example,
+  or when ``cand_own_negative[j]`` (a far slice of i's own clip)."""
+  neg = cand_example[None, :] != anchor_example[:, None]
+  if cand_own_negative is not None:
+    neg = neg | cand_own_negative[None, :]
+  return neg
 
-  ``cand_example`` [m] and ``anchor_example`` [n] are example ids: a candidate is a
-  negative of an anchor when their ids differ.
-  """
+
+def triplet_semihard(anchor: jax.Array, positive: jax.Array, cand: jax.Array, neg: jax.Array,
+                     margin: float, fallback: str = "hardest") -> tuple[jax.Array, dict]:
+  """Semi-hard triplet loss of anchors [n, D] against candidates [m, D] (normalised);
+  ``neg`` [n, m] says which candidates are negatives of which anchor (``negative_mask``)."""
   d_ap = jnp.sum((anchor - positive) ** 2, axis=-1)                          # [n]
   d_an = jnp.sum((anchor[:, None, :] - cand[None, :, :]) ** 2, axis=-1)      # [n, m]
-  neg = cand_example[None, :] != anchor_example[:, None]
   big = jnp.float32(1e9)
   farther = neg & (d_an > d_ap[:, None])
   d_semi = jnp.min(jnp.where(farther, d_an, big), axis=1)
@@ -127,6 +142,12 @@ class Triplet(Task):
       raise ValueError(f"config.task.margin: must be > 0, got {t.margin}")
     if t.fallback not in ("hardest", "easiest"):
       raise ValueError(f"config.task.fallback: {t.fallback!r} is not 'hardest' or 'easiest'")
+    far = t.get("far_negative_seconds", 0.0)
+    if far != 0:
+      if not far > t.max_positive_seconds:
+        raise ValueError(f"config.task.far_negative_seconds: must be 0 (off) or above "
+                         f"config.task.max_positive_seconds ({t.max_positive_seconds}), got {far}")
+      check_window_fits_pair(config, "far_negative_seconds")
     if config.batch_size < 2:
       raise ValueError("config.batch_size: the triplet loss needs >= 2 examples (negatives "
                        f"come from other examples), got {config.batch_size}")
@@ -138,6 +159,11 @@ class Triplet(Task):
   @property
   def max_shift(self) -> int:
     return int(round(self.config.task.max_positive_seconds * self.frontend.sample_rate))
+
+  @property
+  def far_shift(self) -> int:
+    """Samples from the anchor's start to a same-clip negative's (0: none drawn)."""
+    return int(round(self.config.task.get("far_negative_seconds", 0.0) * self.frontend.sample_rate))
 
   @property
   def min_samples(self) -> int:
@@ -152,7 +178,8 @@ class Triplet(Task):
     return [r for r in (left, right) if r[0] <= r[1]]
 
   def sample(self, clip, rng):
-    """audio [2, samples]: anchor, then a positive min..max_positive from it."""
+    """audio [2, samples]: anchor, then a positive min..max_positive from it; with
+    ``far_negative_seconds``, [3, samples] (then a same-clip negative) and ``far_valid``."""
     s = self.frontend.slice_samples
     last = len(clip) - s
     if last < self.min_shift:
@@ -162,7 +189,13 @@ class Triplet(Task):
     a = uniform_in(rng, [(0, last)] if last - self.min_shift >= self.min_shift - 1 else
                    [(0, last - self.min_shift), (self.min_shift, last)])
     p = uniform_in(rng, self.positive_range(a, last))
-    return {"audio": cut_pair(clip, a, p, s, rng, self.config.task.gain_jitter_db)}
+    gain_db = self.config.task.gain_jitter_db
+    if not self.far_shift:
+      return {"audio": cut_slices(clip, (a, p), s, rng, gain_db)}
+    far = [r for r in ((0, a - self.far_shift), (a + self.far_shift, last)) if r[0] <= r[1]]
+    f = uniform_in(rng, far) if far else a       # none: a placeholder that counts for no one
+    return {"audio": cut_slices(clip, (a, p, f), s, rng, gain_db),
+            "far_valid": np.float32(bool(far))}
 
   def model(self, num_classes=None):
     return TripletModel(self)
@@ -174,11 +207,18 @@ class Triplet(Task):
     g_anchor = jax.lax.all_gather(anchor, DATA_AXIS, tiled=True)   # [B, D], device order
     g_pos = jax.lax.all_gather(positive, DATA_AXIS, tiled=True)
     n_global = g_anchor.shape[0]
-    cand = jnp.concatenate([g_anchor, g_pos], axis=0)              # [2B, D]
+    cand = [g_anchor, g_pos]
     cand_example = jnp.concatenate([jnp.arange(n_global)] * 2)
+    own = None
+    if emb.shape[1] == 3:                                          # same-clip far negatives
+      cand.append(jax.lax.all_gather(emb[:, 2], DATA_AXIS, tiled=True))
+      valid = jax.lax.all_gather(batch["far_valid"], DATA_AXIS, tiled=True) > 0
+      cand_example = jnp.concatenate([cand_example, jnp.arange(n_global)])
+      own = jnp.concatenate([jnp.zeros(2 * n_global, bool), valid])
     anchor_example = jax.lax.axis_index(DATA_AXIS) * b + jnp.arange(b)
+    neg = negative_mask(cand_example, anchor_example, own)
     t = self.config.task
-    loss, metrics = triplet_semihard(anchor, positive, cand, cand_example, anchor_example,
+    loss, metrics = triplet_semihard(anchor, positive, jnp.concatenate(cand, axis=0), neg,
                                      t.margin, t.fallback)
     metrics["baseline_loss"] = jnp.asarray(t.margin, jnp.float32)
     return loss, metrics
