@@ -47,6 +47,11 @@ the lucky draws.
 Against 10 Untrained inits (2026-12-06, night; README "The random baseline over ten inits"):
 +5.8 +- 5.2 / +1.8 +- 5.8 / +3.0 +- 3.7 / +2.5 +- 2.9, mean +3.3 +- 3.5: wins digits only.
 
+Augmentation (2026-12-07, README "Triplet with augmentation"; `--config.augment.band_limit_prob=0.5
+--config.augment.mixup_ratio=0.4`, seeds 0 and 1): loss 0.041 / 0.040 vs 0.1; valid average 48.2 /
+45.1 -> 46.7, below default Triplet's five-seed 50.1: not adopted by the rule fixed before the
+runs. Read after: test 22.0 / 38.6 / 71.3 / 45.5 and 15.6 / 32.3 / 76.1 / 48.4 (means 44.4 / 43.1).
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.window_seconds        10       anchor drawn uniformly inside a 10-s window
   task.min_positive_seconds  0.975    one slice: the positive never overlaps the anchor
