@@ -52,6 +52,12 @@ Augmentation (2026-12-07, README "Triplet with augmentation"; `--config.augment.
 45.1 -> 46.7, below default Triplet's five-seed 50.1: not adopted by the rule fixed before the
 runs. Read after: test 22.0 / 38.6 / 71.3 / 45.5 and 15.6 / 32.3 / 76.1 / 48.4 (means 44.4 / 43.1).
 
+Same-clip far negatives (2026-12-07, README "Triplet with negatives from the anchor's own clip";
+`--config.task.far_negative_seconds=3.0`, seeds 0 and 1): loss 0.044 / 0.041 vs 0.1, positive
+retrieved first in 35-38% of batches; valid average 51.2 / 48.4 -> 49.8, below 50.1: not adopted
+(the default stays 0). Read after: test 22.4 / 29.6 / 70.7 / 41.4 and 23.7 / 33.3 / 79.7 / 42.7;
+against the ten inits they win digits only (+8.2 +- 3.6).
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.window_seconds        10       anchor drawn uniformly inside a 10-s window
   task.min_positive_seconds  0.975    one slice: the positive never overlaps the anchor
