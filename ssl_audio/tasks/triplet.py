@@ -18,7 +18,9 @@ Choices the paper leaves open, all config keys:
 * distances are SQUARED Euclidean distances between L2-normalised embeddings
   (so in [0, 4]); ``task.margin`` (0.1) is on that scale.
 * negatives: every anchor and positive of every OTHER example of the GLOBAL batch
-  (2 (B - 1) candidates).
+  (2 (B - 1) candidates). Examples are assumed to come from different clips: the
+  sampler sees one clip at a time and cannot tell two windows of the same file
+  apart, which only happens when the batch is large next to the data set.
 * ``task.far_negative_seconds`` (0: off, the default): TRILL-style (Shor et al. 2020)
   negatives from the anchor's own clip. Each example gets a third slice whose start is
   at least this far from the anchor's (uniform over those starts in the window), a
@@ -28,9 +30,7 @@ Choices the paper leaves open, all config keys:
   is not told apart that way. Must exceed ``max_positive_seconds`` (a negative nearer
   than a positive would contradict it). A window with no such start (a clip shorter
   than the distance) gets ``far_valid`` 0 and its third slice counts for no anchor
-  of its own. Examples are assumed to come from different clips: the
-  sampler sees one clip at a time and cannot tell two windows of the same file
-  apart, which only happens when the batch is large next to the data set.
+  of its own.
 * mining (FaceNet's semi-hard): per anchor, the closest negative that is farther
   than the positive (d_ap < d_an; it is "semi-hard" when also d_an < d_ap + margin,
   otherwise its hinge is 0). When no negative is farther than the positive, fall
