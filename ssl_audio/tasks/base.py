@@ -243,12 +243,6 @@ def cut_slices(clip: np.ndarray, starts, slice_samples: int, rng: np.random.Gene
   return (np.stack([clip[t:t + s] for t in starts]) * gain[:, None]).astype(np.float32)
 
 
-def cut_pair(clip: np.ndarray, t1: int, t2: int, slice_samples: int, rng: np.random.Generator,
-             gain_db: float) -> np.ndarray:
-  """[2, slice_samples] float32: the slices starting at t1 and t2, each with a random gain."""
-  return cut_slices(clip, (t1, t2), slice_samples, rng, gain_db)
-
-
 def check_window_fits_pair(config: ml_collections.ConfigDict, key: str) -> None:
   """config.task.KEY (a minimum distance in seconds, >= 0) must leave a pair of slices
   that far apart, plus one hop, inside config.task.window_seconds."""
@@ -284,4 +278,4 @@ class SlicePairTask(Task):
       raise ValueError(f"clip of {len(clip)} samples is shorter than {self.min_samples} "
                        "(slice + min gap + hop)")
     t1, t2 = (int(x) for x in random_pair_starts(rng, len(clip), s, self.min_gap))
-    return cut_pair(clip, t1, t2, s, rng, self.config.task.gain_jitter_db), t1, t2
+    return cut_slices(clip, (t1, t2), s, rng, self.config.task.gain_jitter_db), t1, t2
