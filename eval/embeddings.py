@@ -155,6 +155,7 @@ class Embedded:
   splits: np.ndarray          # [n_clips] str
   groups: np.ndarray          # [n_clips] str: speaker / source / file (for held-out parts)
   paths: np.ndarray           # [n_clips] str
+  domains: np.ndarray | None = None   # [n_clips] str: package / source (the "package" holdout)
   skipped: int = 0
   reasons: dict = dataclasses.field(default_factory=dict)
   info: dict = dataclasses.field(default_factory=dict)
@@ -163,12 +164,17 @@ class Embedded:
   def n_clips(self) -> int:
     return len(self.labels)
 
+  def domain_keys(self) -> np.ndarray:
+    """The clips' domains; the groups where none were given."""
+    return self.groups if self.domains is None else self.domains
+
   def save(self, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     np.savez(buf, emb=self.emb, clip=self.clip, labels=self.labels.astype(str),
              splits=self.splits.astype(str), groups=self.groups.astype(str),
-             paths=self.paths.astype(str), skipped=np.int64(self.skipped),
+             paths=self.paths.astype(str), domains=self.domain_keys().astype(str),
+             skipped=np.int64(self.skipped),
              meta=np.array(json.dumps({"reasons": self.reasons, "info": self.info})))
     paths.write_atomic(path, buf.getvalue())
 
@@ -178,7 +184,9 @@ class Embedded:
       meta = json.loads(str(z["meta"]))
       return cls(emb=z["emb"], clip=z["clip"], labels=z["labels"].astype(object),
                  splits=z["splits"].astype(object), groups=z["groups"].astype(object),
-                 paths=z["paths"].astype(object), skipped=int(z["skipped"]),
+                 paths=z["paths"].astype(object),
+                 # a cache written before domains were stored raises KeyError: re-embedded
+                 domains=z["domains"].astype(object), skipped=int(z["skipped"]),
                  reasons=meta["reasons"], info=meta["info"])
 
 
@@ -186,6 +194,7 @@ def clip_metadata(m: manifest_lib.Manifest, rows: np.ndarray) -> dict:
   return {"labels": np.asarray(m.column("label"), object)[rows],
           "splits": np.asarray(m.column("split"), object)[rows],
           "groups": manifest_lib.group_keys(m)[rows],
+          "domains": manifest_lib.domain_keys(m)[rows],
           "paths": np.array([m.path(i) for i in rows], dtype=object)}
 
 

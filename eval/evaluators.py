@@ -29,7 +29,7 @@ from ssl_audio import evaluators
 # The in-training probe is quick: one seed and a small grid (the CLI's defaults are larger).
 TRAINING_DEFAULTS = dict(seeds=1, probe_steps=500, lrs=(1e-3, 1e-2), wds=(0.0, 1e-3, 1e-1),
                          max_clips=None, every_steps=1000, features="embedding",
-                         clip_pooling="logits", bn_reestimate=False)
+                         clip_pooling="logits", bn_reestimate=False, valid_holdout="group")
 
 
 @evaluators.register("linear_probe")
@@ -48,6 +48,7 @@ class LinearProbeEvaluator:
     self.lrs, self.wds = tuple(get("lrs")), tuple(get("wds"))
     self.features, self.clip_pooling = get("features"), get("clip_pooling")
     self.bn_reestimate = bool(get("bn_reestimate"))
+    self.valid_holdout = get("valid_holdout")
     self.cache_dir, self.keep_audio, self.refresh = cache_dir, keep_audio, refresh
     self._manifest = None
     self._decoded = None
@@ -68,6 +69,9 @@ class LinearProbeEvaluator:
     if "clip_pooling" in ev and ev["clip_pooling"] not in tuple(probe.CLIP_PREDICTION):
       raise ValueError(f"config.evals.{name}.clip_pooling: {ev['clip_pooling']!r} is not one of "
                        f"{tuple(probe.CLIP_PREDICTION)}")
+    if "valid_holdout" in ev and ev["valid_holdout"] not in tuple(probe.VALID_HOLDOUTS):
+      raise ValueError(f"config.evals.{name}.valid_holdout: {ev['valid_holdout']!r} is not one of "
+                       f"{tuple(probe.VALID_HOLDOUTS)}")
 
   def _audio(self, sample_rate: int, slice_samples: int):
     if self._decoded is None:
@@ -109,14 +113,15 @@ class LinearProbeEvaluator:
     """(embeddings, the probe's full result: per seed, mean, interval, chance, settings)."""
     e = self.embeddings(embedder)
     r = probe.linear_probe(e, seeds=self.seeds, lrs=self.lrs, wds=self.wds,
-                           steps=self.probe_steps, clip_pooling=self.clip_pooling)
+                           steps=self.probe_steps, clip_pooling=self.clip_pooling,
+                           valid_holdout=self.valid_holdout)
     r["protocol"] = self.protocol
     return e, r
 
   @property
   def protocol(self) -> dict:
     return {"features": self.features, "clip_pooling": self.clip_pooling,
-            "bn_reestimate": self.bn_reestimate}
+            "bn_reestimate": self.bn_reestimate, "valid_holdout": self.valid_holdout}
 
   def run(self, embedder, step: int) -> dict[str, float]:
     t0 = time.time()

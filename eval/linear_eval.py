@@ -11,8 +11,10 @@ Protocol options (the same for every model of one invocation): ``--features``
 (embedding | pooled | blocks, see ``ssl_audio.embed``), ``--clip_pooling`` (logits:
 mean of slice logits; stats: the probe sees mean and std of the slice features of
 each clip, as the MFCC baseline does), ``--bn_reestimate`` (BatchNorm statistics
-re-estimated on the benchmark's train clips). Non-default protocols write under
-``<workdir>/eval/<protocol>/`` (e.g. ``blocks-stats-bn``). The Untrained baseline
+re-estimated on the benchmark's train clips), ``--valid_holdout`` (what the probe's
+hyper-parameters are chosen on where a task has no valid split: whole speakers of train,
+or whole packages, see ``eval.probe.package_holdout``). Non-default protocols write under
+``<workdir>/eval/<protocol>/`` (e.g. ``blocks-stats-bn``, ``vpackage``). The Untrained baseline
 (``--baselines=untrained``: the random init of the same architecture with BatchNorm
 statistics measured on the run's own pool, as a trained model's are; ``untrained_init_bn``:
 the init's identity statistics) uses ``--untrained_seeds`` init seeds (default 10): its
@@ -66,6 +68,9 @@ flags.DEFINE_boolean("bn_reestimate", False,
                      "Re-estimate BatchNorm statistics on each benchmark's train clips first.")
 # 5, not 3: with 3 pairs the t-quantile (4.30) left the baseline's interval at 6-8 points; 10,
 # not 5: with 5 the inits' own spread was most of a method's Welch interval (README).
+flags.DEFINE_enum("valid_holdout", "group", ["group", "package"],
+                  "Tasks without a valid split (language, msn): hold out whole speakers of train "
+                  "(group) or whole packages covering the classes (package; see eval.probe).")
 flags.DEFINE_integer("untrained_seeds", 10, "Init seeds of the Untrained baseline (mean, interval); "
                      "10 since 2026-12-06 (5 before; README \"The random baseline over ten inits\").")
 flags.DEFINE_integer("seeds", 5, "Probe seeds (reported as mean and 95% t-interval).")
@@ -134,6 +139,7 @@ def protocol_dir(protocol: dict) -> str:
   parts = [protocol["features"]] if protocol["features"] != "embedding" else []
   parts += [protocol["clip_pooling"]] if protocol["clip_pooling"] != "logits" else []
   parts += ["bn"] if protocol["bn_reestimate"] else []
+  parts += ["vpackage"] if protocol.get("valid_holdout", "group") != "group" else []
   return "-".join(parts)
 
 
@@ -248,8 +254,10 @@ def write_comparison(out: Path, models: dict[str, dict[str, dict]], tasks: list[
   # Recipes are chosen on valid numbers, so the table shows them beside test: a gap that
   # appears on test only is a train/test shift (e.g. instrument's other soundfont), not lost information.
   avg = int(len(tasks) >= 2)   # a column for the average over tasks
-  lines += ["", "Valid accuracy (%) of the probe the valid split selected (split or held-out "
-            "train groups; the numbers to choose a recipe on):", "",
+  held_out = {"group": "held-out train groups", "package": "held-out train packages"}[
+      p.get("valid_holdout", "group")]
+  lines += ["", "Valid accuracy (%) of the probe the valid split selected (split or "
+            f"{held_out}; the numbers to choose a recipe on):", "",
             "| model | " + " | ".join(short + ["mean"] * avg) + " |",
             "|---|" + "---|" * (len(tasks) + avg)]
   for n in names:
@@ -474,7 +482,7 @@ def main(argv):
   workdirs = [paths.absolute(w) for w in FLAGS.workdir]
   names = [n.strip() for n in FLAGS.names.split(",")] if FLAGS.names else []
   protocol = {"features": FLAGS.features, "clip_pooling": FLAGS.clip_pooling,
-              "bn_reestimate": FLAGS.bn_reestimate}
+              "bn_reestimate": FLAGS.bn_reestimate, "valid_holdout": FLAGS.valid_holdout}
   sub = protocol_dir(protocol)
   if FLAGS.quant:   # results of a quantization override go beside the float ones
     sub = "-".join(p for p in (sub, f"quant_{FLAGS.quant}") if p)

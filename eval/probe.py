@@ -19,7 +19,11 @@ dropped from every split -- scaling them would turn any test-time activity into 
 huge input -- and the remaining stds are floored at 1e-3 * median std. Learning
 rate and weight decay (an L2 penalty on the weights) are picked per seed on the
 valid split's clip accuracy; without a valid split, on a held-out part of train
-that shares no speaker (else source, else file) with the rest. The whole grid and
+that shares no speaker (else source, else file) with the rest (``valid_holdout``
+"group", the default) or no package ("package": whole packages chosen to cover the
+classes, as the suite's test splits are made; see ``package_holdout``; once they have
+chosen the hyper-parameters the probe is fit again on all of train, so no domain is lost
+to the test model). The whole grid and
 all seeds train at once (``vmap``, one jit). Seeds change the initialisation and
 the minibatch order.
 
@@ -105,11 +109,60 @@ def group_holdout(groups: np.ndarray, fraction: float) -> np.ndarray:
   return np.array(["valid" if g in chosen else "train" for g in np.asarray(groups, str)], object)
 
 
-def make_splits(e, holdout_fraction: float = 0.15) -> tuple[dict[str, Split], list[str], str]:
+# How the held-out part of train is made when a task has no valid split.
+VALID_HOLDOUTS = {
+    "group": "whole speakers (else sources, else files), in hash order",
+    "package": "whole packages (else sources), chosen to cover the classes while train keeps "
+               "every class (how the suite's test splits are made)",
+}
+
+
+def package_holdout(domains: np.ndarray, labels: np.ndarray, fraction: float) -> np.ndarray:
+  """"train"/"valid" per row: whole domains (packages) go to valid, in this order of
+  preference -- the most classes not yet in valid, then the smaller domain, then a hash --
+  until valid holds ``fraction`` of the rows, and after that only while a domain adds a
+  class. A domain is never taken when valid would pass 1.5 * fraction of the rows or when
+  one of its classes would be left with no domain in train.
+
+  Why not ``group_holdout``: held-out speakers of a family whose every voice speaks one
+  language let a probe "predict" the family's languages (data/SUITE.md); a held-out package
+  is a new channel and collection for every class it holds, as the suite's test splits are.
+  """
+  import hashlib
+  domains, labels = np.asarray(domains, str), np.asarray(labels, str)
+  uniq, counts = np.unique(domains, return_counts=True)
+  size = dict(zip(uniq, counts))
+  classes = {d: set(labels[domains == d]) for d in uniq}
+  in_train = {c: sum(c in classes[d] for d in uniq) for c in set(labels)}   # domains per class
+  target, cap = fraction * len(domains), 1.5 * fraction * len(domains)
+  chosen, covered, n = set(), set(), 0
+  while True:
+    cands = [d for d in uniq if d not in chosen and n + size[d] <= cap
+             and all(in_train[c] > 1 for c in classes[d])]
+    if n >= target:
+      cands = [d for d in cands if classes[d] - covered]
+    if not cands:
+      break
+    d = min(cands, key=lambda d: (-len(classes[d] - covered), size[d],
+                                  hashlib.sha1(d.encode()).hexdigest()))
+    chosen.add(d)
+    covered |= classes[d]
+    n += size[d]
+    for c in classes[d]:
+      in_train[c] -= 1
+  return np.array(["valid" if d in chosen else "train" for d in domains], object)
+
+
+def make_splits(e, holdout_fraction: float = 0.15, holdout: str = "group"
+                ) -> tuple[dict[str, Split], list[str], str]:
   """(train/valid/test Splits, class names, how valid was made) from ``Embedded``.
 
   Classes are those of the train clips; valid/test clips of other classes are dropped.
+  A task's own valid split is always used; without one, ``holdout`` (a key of
+  ``VALID_HOLDOUTS``) says how a part of train is held out for it.
   """
+  if holdout not in VALID_HOLDOUTS:
+    raise ValueError(f"valid holdout must be one of {sorted(VALID_HOLDOUTS)}, got {holdout!r}")
   classes = sorted(set(e.labels[e.splits == "train"]))
   index = {c: i for i, c in enumerate(classes)}
   known = np.array([l in index for l in e.labels])
@@ -118,16 +171,20 @@ def make_splits(e, holdout_fraction: float = 0.15) -> tuple[dict[str, Split], li
   valid_mask = (e.splits == "valid") & known
   how = "valid split"
   if not valid_mask.any():
-    # Held out by group: no speaker / source / file in both parts.
-    groups = e.groups[train_mask]
-    part = group_holdout(groups, holdout_fraction)
-    how = "held-out group-disjoint part of train"
+    part = np.array([], object)
+    if holdout == "package":   # whole packages: no channel or collection in both parts
+      part = package_holdout(e.domain_keys()[train_mask], e.labels[train_mask], holdout_fraction)
+      how = "held-out packages of train"
+    if not (part == "valid").any() or not (part == "train").any():
+      # Held out by group: no speaker / source / file in both parts.
+      part = group_holdout(e.groups[train_mask], holdout_fraction)
+      how = "held-out group-disjoint part of train"
     if not (part == "valid").any() or not (part == "train").any():
       part = manifest_lib.hash_split(e.paths[train_mask], (("train", 1 - holdout_fraction),
                                                            ("valid", holdout_fraction)))
       how = "held-out files of train"
     if not (part == "valid").any() or not (part == "train").any():
-      part = np.array(["train"] * len(groups), object)
+      part = np.array(["train"] * int(train_mask.sum()), object)
       how = "train itself (too few clips to hold any out)"
     idx = np.flatnonzero(train_mask)
     valid_mask = np.zeros_like(train_mask)
@@ -291,57 +348,87 @@ def _predict_clips(w, b, s: Split) -> np.ndarray:
   return clip_logits(logits, s.clip, s.n_clips)
 
 
-CLIP_PREDICTION = {"logits": "mean of slice logits",
-                   "stats": "mean+std of slice features per clip"}
-
-
-def linear_probe(e, seeds: Sequence[int] = (0, 1, 2), lrs: Sequence[float] = DEFAULT_LRS,
-                 wds: Sequence[float] = DEFAULT_WDS, steps: int = 1000, batch: int = 256,
-                 clip_pooling: str = "logits") -> dict:
-  """Linear probe on ``Embedded`` e; see the module doc. Returns a JSON-able dict.
-
-  clip_pooling: "logits" (train on slices, average slice logits per clip) or "stats"
-  (train and predict on one mean+std feature vector per clip).
-  """
-  if clip_pooling not in CLIP_PREDICTION:
-    raise ValueError(f"clip_pooling must be one of {sorted(CLIP_PREDICTION)}, got {clip_pooling!r}")
-  t0 = time.time()
-  splits, classes, how = make_splits(e)
-  if len(classes) < 2:
-    raise ValueError(f"need at least 2 classes in train, got {classes}")
-  # Counts of the task itself (before pooling turns clips into single examples).
-  counts_info = {k: {"clips": s.n_clips, "slices": int(len(s.x))} for k, s in splits.items()}
-  if clip_pooling == "stats":
-    splits = {k: pool_clip_stats(s) for k, s in splits.items()}
-  splits, dropped = standardise(splits)
-  tr, va, te = splits["train"], splits["valid"], splits["test"]
-  grid = [(lr, wd) for lr in lrs for wd in wds]
-  members = [(s, lr, wd) for s in seeds for lr, wd in grid]
-  keys = jnp.stack([jax.random.PRNGKey(s) for s, _, _ in members])
+def _fit(tr: Split, members, n_classes: int, steps: int, batch: int):
+  """W [G, D, C], b [G, C]: one probe per (seed, lr, wd) member, trained on tr's slices."""
   n = len(tr.x)
   n_pad = max(256, 1 << int(np.ceil(np.log2(n))))
   x_pad = np.zeros((n_pad, tr.x.shape[1]), np.float32)
   x_pad[:n] = tr.x
   y_pad = np.zeros(n_pad, np.int32)
   y_pad[:n] = tr.y_slice
-  w, b = _fit_grid(jnp.asarray(x_pad), jnp.asarray(y_pad), jnp.int32(n),
+  return _fit_grid(jnp.asarray(x_pad), jnp.asarray(y_pad), jnp.int32(n),
                    jnp.asarray([m[1] for m in members], jnp.float32),
                    jnp.asarray([m[2] for m in members], jnp.float32),
-                   keys,
-                   n_classes=len(classes), steps=steps, batch=batch)
+                   jnp.stack([jax.random.PRNGKey(m[0]) for m in members]),
+                   n_classes=n_classes, steps=steps, batch=batch)
+
+
+def merge_splits(a: Split, b: Split) -> Split:
+  """a's clips, then b's (b's clip indices shifted past a's)."""
+  return Split(x=np.concatenate([a.x, b.x]), clip=np.concatenate([a.clip, b.clip + a.n_clips]),
+               y=np.concatenate([a.y, b.y]))
+
+
+def _prepare(splits: dict[str, Split], clip_pooling: str) -> tuple[dict[str, Split], int]:
+  """The probe's examples: pooled per clip for "stats", standardised on train."""
+  if clip_pooling == "stats":
+    splits = {k: pool_clip_stats(s) for k, s in splits.items()}
+  return standardise(splits)
+
+
+CLIP_PREDICTION = {"logits": "mean of slice logits",
+                   "stats": "mean+std of slice features per clip"}
+
+
+def linear_probe(e, seeds: Sequence[int] = (0, 1, 2), lrs: Sequence[float] = DEFAULT_LRS,
+                 wds: Sequence[float] = DEFAULT_WDS, steps: int = 1000, batch: int = 256,
+                 clip_pooling: str = "logits", valid_holdout: str = "group") -> dict:
+  """Linear probe on ``Embedded`` e; see the module doc. Returns a JSON-able dict.
+
+  clip_pooling: "logits" (train on slices, average slice logits per clip) or "stats"
+  (train and predict on one mean+std feature vector per clip). valid_holdout: how a task
+  without a valid split holds out part of train (``VALID_HOLDOUTS``).
+  """
+  if clip_pooling not in CLIP_PREDICTION:
+    raise ValueError(f"clip_pooling must be one of {sorted(CLIP_PREDICTION)}, got {clip_pooling!r}")
+  t0 = time.time()
+  raw, classes, how = make_splits(e, holdout=valid_holdout)
+  if len(classes) < 2:
+    raise ValueError(f"need at least 2 classes in train, got {classes}")
+  # Counts of the task itself (before pooling turns clips into single examples).
+  counts_info = {k: {"clips": s.n_clips, "slices": int(len(s.x))} for k, s in raw.items()}
+  splits, dropped = _prepare(raw, clip_pooling)
+  tr, va, te = splits["train"], splits["valid"], splits["test"]
+  grid = [(lr, wd) for lr in lrs for wd in wds]
+  members = [(s, lr, wd) for s in seeds for lr, wd in grid]
+  fit = functools.partial(_fit, n_classes=len(classes), steps=steps, batch=batch)
+  w, b = fit(tr, members)
   v_logits = _predict_clips(w, b, va)
   v_acc = (v_logits.argmax(-1) == va.y[None]).mean(-1)
+  # first best per seed: the smaller lr / wd on ties
+  chosen = [i * len(grid) + int(np.argmax(v_acc[i * len(grid):(i + 1) * len(grid)]))
+            for i in range(len(seeds))]
+  # A held-out package is a whole domain train would otherwise have: once it has chosen
+  # the hyper-parameters, the probe is fit again on all of train (the held-out part back in).
+  refit = valid_holdout == "package" and how.startswith("held-out")
+  if refit:
+    full = {"train": merge_splits(raw["train"], raw["valid"]), "test": raw["test"]}
+    full, dropped = _prepare(full, clip_pooling)
+    te = full["test"]
+    w, b = fit(full["train"], [members[j] for j in chosen])
+    test_index = list(range(len(seeds)))
+  else:
+    test_index = chosen
   t_logits = _predict_clips(w, b, te)
   per_seed = []
   for i, s in enumerate(seeds):
-    sl = slice(i * len(grid), (i + 1) * len(grid))
-    j = i * len(grid) + int(np.argmax(v_acc[sl]))   # first best: the smaller lr / wd on ties
-    pred = t_logits[j].argmax(-1)
+    j, k = chosen[i], test_index[i]
+    pred = t_logits[k].argmax(-1)
     r = {"seed": int(s), "learning_rate": members[j][1], "weight_decay": members[j][2],
          "valid_accuracy": float(v_acc[j]), "accuracy": accuracy(pred, te.y),
          "balanced_accuracy": balanced_accuracy(pred, te.y)}
     if clip_pooling == "logits":   # with "stats" there are no slice predictions
-      slice_pred = (te.x @ np.asarray(w[j]) + np.asarray(b[j])).argmax(-1)
+      slice_pred = (te.x @ np.asarray(w[k]) + np.asarray(b[k])).argmax(-1)
       r["slice_accuracy"] = accuracy(slice_pred, te.y_slice)
     per_seed.append(r)
   counts = np.bincount(te.y, minlength=len(classes))
@@ -354,7 +441,9 @@ def linear_probe(e, seeds: Sequence[int] = (0, 1, 2), lrs: Sequence[float] = DEF
           "counts": counts_info, "dropped_units": dropped, "clip_pooling": clip_pooling,
           "probe": {"lrs": list(lrs), "weight_decays": list(wds), "steps": steps, "batch": batch,
                     "optimizer": "adam, cosine decay", "selection": "valid clip accuracy",
+                    "refit_on_train_and_valid": refit,
                     "clip_pooling": clip_pooling, "clip_prediction": CLIP_PREDICTION[clip_pooling],
+                    "valid_holdout": valid_holdout,
                     "dropped_units": dropped},
           "seconds": round(time.time() - t0, 1)}
 

@@ -8,6 +8,7 @@ label       class name (string) for labelled tasks
 split       ``train`` / ``valid`` / ``test``
 speaker     speaker (or performer / soundfont) identity: splits never cross it
 source      where the audio comes from (package, recording set)
+package     the distribution package or collection holding the file (``domain_keys``)
 language    language code for speech
 start, end  segment inside the file, in seconds (empty: whole file)
 duration    duration in seconds of the segment (informative, may be empty)
@@ -323,6 +324,15 @@ def group_keys(m: Manifest) -> np.ndarray:
     if m.has(key):
       return np.asarray(m.column(key), dtype=object)
   return np.array([os.path.basename(p) for p in m.column("path")], dtype=object)
+
+
+def domain_keys(m: Manifest) -> np.ndarray:
+  """Package, else source, else ``group_keys``: the unit a recording domain comes in
+  (a held-out part made of whole domains shares no channel or collection with train)."""
+  for key in ("package", "source"):
+    if m.has(key):
+      return np.asarray(m.column(key), dtype=object)
+  return group_keys(m)
 
 
 def ensure_split(m: Manifest) -> Manifest:

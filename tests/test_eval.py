@@ -158,6 +158,14 @@ def test_embedding_cache_reused_and_bad_files_counted(run_workdir, labelled_fold
   assert len(calls) == n and e2.info["cached"]        # no encoder call the second time
   np.testing.assert_array_equal(e1.emb, e2.emb)
   np.testing.assert_array_equal(e1.labels, e2.labels)
+  np.testing.assert_array_equal(e1.domain_keys(), e2.domains)   # stored for the package holdout
+  # A cache file written before domains were stored is re-embedded, not misread.
+  with np.load(files[0], allow_pickle=False) as z:
+    old = {k: z[k] for k in z.files if k != "domains"}
+  np.savez(files[0].with_suffix(""), **old)   # np.savez adds the .npz back
+  e3 = E.embed_benchmark(pre, f"folder:{folder}", cache_dir=cache)
+  assert len(calls) > n and not e3.info["cached"] and e3.domains is not None
+  n = len(calls)
   # Another manifest content -> another key.
   (folder / "high" / "high0.wav").rename(folder / "high" / "high9.wav")
   E.embed_benchmark(pre, f"folder:{folder}", cache_dir=cache)

@@ -154,3 +154,106 @@ def test_dead_train_unit_huge_on_test_does_not_change_predictions(clip_pooling):
   assert a["dropped_units"] == b["dropped_units"] == (1 if clip_pooling == "logits" else 2)
   assert a["per_seed"] == b["per_seed"]
   assert 0.3 < a["accuracy"]["mean"] < 1.0
+
+
+def test_package_holdout_on_a_case_worked_by_hand():
+  # P holds a and b (30 rows), Q a (10), R b (10), S a, b and c (60), T c (10), U only d (5).
+  # target 0.25 * 125 = 31.25 rows, cap 1.5x = 46.9. S is over the cap; U is d's only
+  # package. P adds two classes (taken first: 30 < target), then only a package that adds
+  # a class may follow: T (c) -> 40 rows. Q and R add nothing new, so they stay in train.
+  domains = np.array(["P"] * 30 + ["Q"] * 10 + ["R"] * 10 + ["S"] * 60 + ["T"] * 10 + ["U"] * 5)
+  labels = np.array(["a", "b"] * 15 + ["a"] * 10 + ["b"] * 10 + ["a", "b", "c"] * 20
+                    + ["c"] * 10 + ["d"] * 5)
+  part = probe.package_holdout(domains, labels, 0.25)
+  assert set(domains[part == "valid"]) == {"P", "T"}
+  assert set(labels[part == "train"]) == {"a", "b", "c", "d"}   # train keeps every class
+  # Whole packages only: no package on both sides.
+  assert set(domains[part == "train"]).isdisjoint(domains[part == "valid"])
+
+
+def test_package_holdout_avoids_the_one_voice_per_family_trap():
+  """suite:language's train split (names and counts of data/SUITE.md): each family has one
+  voice per language. Holding out speakers takes single voices of one family, which the
+  probe then "predicts" as the family's other languages (the trap data/SUITE.md documents);
+  holding out packages takes the tuxpaint family whole and leaves train two families that
+  each speak every language."""
+  asterisk = {"en": "en_US_f_Allison", "es": "es_MX_f_Allison", "fr": "fr_CA_f_June",
+              "it": "it_IT_m_Carlo", "ru": "ru_RU_f_IvrvoiceRU"}
+  rows = [(f"asterisk-core-sounds-{l}-wav", f"asterisk-{v}", l, 200) for l, v in asterisk.items()]
+  rows += [("klettres-data", f"klettres-{l}", l, n)
+           for l, n in zip(asterisk, (45, 144, 54, 100, 94))]
+  rows += [("tuxpaint-stamps-default", f"tuxpaint-{l}", l, n)
+           for l, n in zip(("es", "fr", "it"), (200, 200, 9))]
+  domains, speakers, labels = (np.array(sum([[r[k]] * r[3] for r in rows], [])) for k in range(3))
+  part = probe.package_holdout(domains, labels, 0.15)
+  assert set(domains[part == "valid"]) == {"tuxpaint-stamps-default"}
+  assert set(labels[part == "train"]) == set(asterisk)
+  held = set(speakers[probe.group_holdout(speakers, 0.15) == "valid"])
+  assert held == {"klettres-es", "klettres-fr", "klettres-ru"}   # one family's single voices
+
+
+def test_make_splits_package_holdout_and_its_fallbacks():
+  e = _centres(n_clips=120, classes=2)
+  e.splits = np.where(e.splits == "valid", "train", e.splits)
+  n_train = int((e.splits == "train").sum())
+  # Eight packages of train (about 11 clips each, under the 1.5 x 15 % cap), both classes in each.
+  e.domains = np.array([f"pkg{i % 8}" for i in range(e.n_clips)], object)
+  splits, _, how = probe.make_splits(e, holdout="package")
+  assert how == "held-out packages of train"
+  part = probe.package_holdout(e.domains[e.splits == "train"], e.labels[e.splits == "train"], 0.15)
+  assert splits["valid"].n_clips == int((part == "valid").sum()) > 0
+  assert splits["train"].n_clips + splits["valid"].n_clips == n_train
+  r = probe.linear_probe(e, seeds=(0,), steps=100, valid_holdout="package")
+  assert r["valid_from"] == how and r["probe"]["valid_holdout"] == "package"
+  # One package: nothing can be held out whole, so speakers are.
+  e.domains = np.array(["one"] * e.n_clips, object)
+  assert probe.make_splits(e, holdout="package")[2] == "held-out group-disjoint part of train"
+  # A task's own valid split wins over any holdout.
+  assert probe.make_splits(_centres(), holdout="package")[2] == "valid split"
+  with pytest.raises(ValueError, match="valid holdout"):
+    probe.make_splits(e, holdout="speakers")
+
+
+def test_valid_holdout_is_a_checked_protocol_option():
+  from eval import linear_eval
+  from eval.evaluators import LinearProbeEvaluator
+  with pytest.raises(ValueError, match="config.evals.p.valid_holdout"):
+    LinearProbeEvaluator("p", dict(benchmark="suite:msn", valid_holdout="speakers"))
+  ev = LinearProbeEvaluator("p", dict(benchmark="suite:msn", valid_holdout="package"))
+  assert ev.protocol["valid_holdout"] == "package"
+  assert LinearProbeEvaluator("p", dict(benchmark="suite:msn")).protocol["valid_holdout"] == "group"
+  # Results of the package holdout go beside the default ones, never over them.
+  base = {"features": "embedding", "clip_pooling": "logits", "bn_reestimate": False}
+  assert linear_eval.protocol_dir({**base, "valid_holdout": "group"}) == ""
+  assert linear_eval.protocol_dir({**base, "valid_holdout": "package"}) == "vpackage"
+  assert linear_eval.protocol_dir({**base, "bn_reestimate": True, "valid_holdout": "package"}) == "bn-vpackage"
+
+
+def test_package_holdout_refits_on_all_of_train():
+  """The held-out package is the only one whose clips look like test's (the class is in
+  unit 0 there, in unit 1 elsewhere): the probe that chose lr / wd without it is at chance
+  on it, and only the refit on all of train (that package back in) scores test."""
+  rng = np.random.default_rng(0)
+  domains = ["Z"] * 24 + [f"D{i}" for i in range(4) for _ in range(44)]   # 200 train clips
+  n_train, n_test = len(domains), 60
+  y = np.arange(n_train + n_test) % 2
+  sign = 3.0 * (2 * y - 1)
+  emb = rng.normal(size=(n_train + n_test, 6))
+  like_test = np.array([d == "Z" for d in domains] + [True] * n_test)
+  emb[like_test, 0] += sign[like_test]
+  emb[~like_test, 1] += sign[~like_test]
+  e = E.Embedded(emb=emb.astype(np.float32), clip=np.arange(n_train + n_test, dtype=np.int32),
+                 labels=np.array([f"c{c}" for c in y], object),
+                 splits=np.array(["train"] * n_train + ["test"] * n_test, object),
+                 groups=np.array([f"spk{i}" for i in range(n_train + n_test)], object),
+                 paths=np.array([f"f{i}.wav" for i in range(n_train + n_test)], object),
+                 domains=np.array(domains + ["T"] * n_test, object))
+  part = probe.package_holdout(e.domains[:n_train], e.labels[:n_train], 0.15)
+  assert set(e.domains[:n_train][part == "valid"]) == {"Z"}
+  r = probe.linear_probe(e, seeds=(0, 1), steps=300, valid_holdout="package")
+  assert r["probe"]["refit_on_train_and_valid"] and r["valid_from"] == "held-out packages of train"
+  assert r["valid_accuracy"]["mean"] < 0.75, r["per_seed"]
+  assert r["accuracy"]["mean"] > 0.9, r["per_seed"]
+  assert r["counts"]["train"]["clips"] == 176 and r["counts"]["valid"]["clips"] == 24
+  # The speaker holdout keeps the old protocol: no refit.
+  assert not probe.linear_probe(e, seeds=(0,), steps=100)["probe"]["refit_on_train_and_valid"]
