@@ -13,7 +13,8 @@ kit's embedding and prediction runners read:
   ``sample_duration`` as hear-preprocess does, so the runner can batch them.
 
 The task's own splits are kept; a task without a valid split (language, msn) gets one
-from whole train speakers/sources (``eval.probe.group_holdout``, as the probe does).
+from whole train packages (``eval.probe.holdout_part``, as the probe does; the HEAR kit
+does not refit on train + valid, so the held-out packages are lost to its test model).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from eval.probe import group_holdout
+from eval.probe import holdout_part
 from ssl_audio import audio as audio_lib
 from ssl_audio import manifest as manifest_lib
 
@@ -47,7 +48,10 @@ def splits_of(m: manifest_lib.Manifest, holdout_fraction: float = 0.15) -> np.nd
   split = np.asarray(m.column("split"), object).copy()
   if not (split == "valid").any():
     train = np.flatnonzero(split == "train")
-    split[train] = group_holdout(manifest_lib.group_keys(m)[train], holdout_fraction)
+    split[train] = holdout_part(manifest_lib.group_keys(m)[train], manifest_lib.domain_keys(m)[train],
+                                np.asarray(m.column("label"), object)[train],
+                                np.array([m.path(i) for i in train], object), "package",
+                                holdout_fraction)[0]
   bad = sorted(set(split) - set(SPLITS))
   if bad:
     raise ValueError(f"{m.name}: split values {bad} are not train/valid/test")

@@ -29,7 +29,7 @@ from ssl_audio import evaluators
 # The in-training probe is quick: one seed and a small grid (the CLI's defaults are larger).
 TRAINING_DEFAULTS = dict(seeds=1, probe_steps=500, lrs=(1e-3, 1e-2), wds=(0.0, 1e-3, 1e-1),
                          max_clips=None, every_steps=1000, features="embedding",
-                         clip_pooling="logits", bn_reestimate=False, valid_holdout="group")
+                         clip_pooling="logits", bn_reestimate=False, valid_holdout="package")
 
 
 @evaluators.register("linear_probe")

@@ -12,9 +12,10 @@ Protocol options (the same for every model of one invocation): ``--features``
 mean of slice logits; stats: the probe sees mean and std of the slice features of
 each clip, as the MFCC baseline does), ``--bn_reestimate`` (BatchNorm statistics
 re-estimated on the benchmark's train clips), ``--valid_holdout`` (what the probe's
-hyper-parameters are chosen on where a task has no valid split: whole speakers of train,
-or whole packages, see ``eval.probe.package_holdout``). Non-default protocols write under
-``<workdir>/eval/<protocol>/`` (e.g. ``blocks-stats-bn``, ``vpackage``). The Untrained baseline
+hyper-parameters are chosen on where a task has no valid split: whole packages of train,
+then a refit on all of train, see ``eval.probe.package_holdout``; or whole speakers, the
+default before 2026-12-07). Non-default protocols write under
+``<workdir>/eval/<protocol>/`` (e.g. ``blocks-stats-bn``, ``vgroup``). The Untrained baseline
 (``--baselines=untrained``: the random init of the same architecture with BatchNorm
 statistics measured on the run's own pool, as a trained model's are; ``untrained_init_bn``:
 the init's identity statistics) uses ``--untrained_seeds`` init seeds (default 10): its
@@ -68,9 +69,10 @@ flags.DEFINE_boolean("bn_reestimate", False,
                      "Re-estimate BatchNorm statistics on each benchmark's train clips first.")
 # 5, not 3: with 3 pairs the t-quantile (4.30) left the baseline's interval at 6-8 points; 10,
 # not 5: with 5 the inits' own spread was most of a method's Welch interval (README).
-flags.DEFINE_enum("valid_holdout", "group", ["group", "package"],
-                  "Tasks without a valid split (language, msn): hold out whole speakers of train "
-                  "(group) or whole packages covering the classes (package; see eval.probe).")
+flags.DEFINE_enum("valid_holdout", "package", ["package", "group"],
+                  "Tasks without a valid split (language, msn): hold out whole packages covering "
+                  "the classes, then refit on all of train (package; see eval.probe), or whole "
+                  "speakers of train (group: the default before 2026-12-07).")
 flags.DEFINE_integer("untrained_seeds", 10, "Init seeds of the Untrained baseline (mean, interval); "
                      "10 since 2026-12-06 (5 before; README \"The random baseline over ten inits\").")
 flags.DEFINE_integer("seeds", 5, "Probe seeds (reported as mean and 95% t-interval).")
@@ -139,7 +141,7 @@ def protocol_dir(protocol: dict) -> str:
   parts = [protocol["features"]] if protocol["features"] != "embedding" else []
   parts += [protocol["clip_pooling"]] if protocol["clip_pooling"] != "logits" else []
   parts += ["bn"] if protocol["bn_reestimate"] else []
-  parts += ["vpackage"] if protocol.get("valid_holdout", "group") != "group" else []
+  parts += ["vgroup"] if protocol.get("valid_holdout", "package") == "group" else []
   return "-".join(parts)
 
 
@@ -255,7 +257,7 @@ def write_comparison(out: Path, models: dict[str, dict[str, dict]], tasks: list[
   # appears on test only is a train/test shift (e.g. instrument's other soundfont), not lost information.
   avg = int(len(tasks) >= 2)   # a column for the average over tasks
   held_out = {"group": "held-out train groups", "package": "held-out train packages"}[
-      p.get("valid_holdout", "group")]
+      p.get("valid_holdout", "group")]   # results written before the option: group
   lines += ["", "Valid accuracy (%) of the probe the valid split selected (split or "
             f"{held_out}; the numbers to choose a recipe on):", "",
             "| model | " + " | ".join(short + ["mean"] * avg) + " |",

@@ -19,11 +19,11 @@ dropped from every split -- scaling them would turn any test-time activity into 
 huge input -- and the remaining stds are floored at 1e-3 * median std. Learning
 rate and weight decay (an L2 penalty on the weights) are picked per seed on the
 valid split's clip accuracy; without a valid split, on a held-out part of train
-that shares no speaker (else source, else file) with the rest (``valid_holdout``
-"group", the default) or no package ("package": whole packages chosen to cover the
-classes, as the suite's test splits are made; see ``package_holdout``; once they have
-chosen the hyper-parameters the probe is fit again on all of train, so no domain is lost
-to the test model). The whole grid and
+that shares no package with the rest (``valid_holdout="package"``, the default since
+2026-12-07: whole packages chosen to cover the classes, as the suite's test splits are
+made, see ``package_holdout``; once they have chosen the hyper-parameters the probe is
+fit again on all of train, so no domain is lost to the test model) or no speaker (else
+source, else file; "group", the default before, with no refit). The whole grid and
 all seeds train at once (``vmap``, one jit). Seeds change the initialisation and
 the minibatch order.
 
@@ -153,13 +153,34 @@ def package_holdout(domains: np.ndarray, labels: np.ndarray, fraction: float) ->
   return np.array(["valid" if d in chosen else "train" for d in domains], object)
 
 
-def make_splits(e, holdout_fraction: float = 0.15, holdout: str = "group"
+def holdout_part(groups: np.ndarray, domains: np.ndarray, labels: np.ndarray, paths: np.ndarray,
+                 holdout: str = "package", fraction: float = 0.15) -> tuple[np.ndarray, str]:
+  """("train"/"valid" per row of a train split, how valid was made): ``holdout`` (a key of
+  ``VALID_HOLDOUTS``), else whole groups, else files, else nothing held out when each of
+  those would leave one side empty."""
+  if holdout not in VALID_HOLDOUTS:
+    raise ValueError(f"valid holdout must be one of {sorted(VALID_HOLDOUTS)}, got {holdout!r}")
+  both = lambda part: (part == "valid").any() and (part == "train").any()
+  if holdout == "package":   # whole packages: no channel or collection in both parts
+    part = package_holdout(domains, labels, fraction)
+    if both(part):
+      return part, "held-out packages of train"
+  part = group_holdout(groups, fraction)   # no speaker / source / file in both parts
+  if both(part):
+    return part, "held-out group-disjoint part of train"
+  part = manifest_lib.hash_split(paths, (("train", 1 - fraction), ("valid", fraction)))
+  if both(part):
+    return part, "held-out files of train"
+  return np.array(["train"] * len(groups), object), "train itself (too few clips to hold any out)"
+
+
+def make_splits(e, holdout_fraction: float = 0.15, holdout: str = "package"
                 ) -> tuple[dict[str, Split], list[str], str]:
   """(train/valid/test Splits, class names, how valid was made) from ``Embedded``.
 
   Classes are those of the train clips; valid/test clips of other classes are dropped.
   A task's own valid split is always used; without one, ``holdout`` (a key of
-  ``VALID_HOLDOUTS``) says how a part of train is held out for it.
+  ``VALID_HOLDOUTS``) says how a part of train is held out for it (``holdout_part``).
   """
   if holdout not in VALID_HOLDOUTS:
     raise ValueError(f"valid holdout must be one of {sorted(VALID_HOLDOUTS)}, got {holdout!r}")
@@ -171,21 +192,8 @@ def make_splits(e, holdout_fraction: float = 0.15, holdout: str = "group"
   valid_mask = (e.splits == "valid") & known
   how = "valid split"
   if not valid_mask.any():
-    part = np.array([], object)
-    if holdout == "package":   # whole packages: no channel or collection in both parts
-      part = package_holdout(e.domain_keys()[train_mask], e.labels[train_mask], holdout_fraction)
-      how = "held-out packages of train"
-    if not (part == "valid").any() or not (part == "train").any():
-      # Held out by group: no speaker / source / file in both parts.
-      part = group_holdout(e.groups[train_mask], holdout_fraction)
-      how = "held-out group-disjoint part of train"
-    if not (part == "valid").any() or not (part == "train").any():
-      part = manifest_lib.hash_split(e.paths[train_mask], (("train", 1 - holdout_fraction),
-                                                           ("valid", holdout_fraction)))
-      how = "held-out files of train"
-    if not (part == "valid").any() or not (part == "train").any():
-      part = np.array(["train"] * int(train_mask.sum()), object)
-      how = "train itself (too few clips to hold any out)"
+    part, how = holdout_part(e.groups[train_mask], e.domain_keys()[train_mask], e.labels[train_mask],
+                             e.paths[train_mask], holdout, holdout_fraction)
     idx = np.flatnonzero(train_mask)
     valid_mask = np.zeros_like(train_mask)
     valid_mask[idx[part == "valid"]] = True
@@ -382,7 +390,7 @@ CLIP_PREDICTION = {"logits": "mean of slice logits",
 
 def linear_probe(e, seeds: Sequence[int] = (0, 1, 2), lrs: Sequence[float] = DEFAULT_LRS,
                  wds: Sequence[float] = DEFAULT_WDS, steps: int = 1000, batch: int = 256,
-                 clip_pooling: str = "logits", valid_holdout: str = "group") -> dict:
+                 clip_pooling: str = "logits", valid_holdout: str = "package") -> dict:
   """Linear probe on ``Embedded`` e; see the module doc. Returns a JSON-able dict.
 
   clip_pooling: "logits" (train on slices, average slice logits per clip) or "stats"

@@ -48,15 +48,15 @@ def test_probe_separable_reaches_100_and_shuffled_is_chance():
 
 def test_probe_without_valid_holds_out_disjoint_groups():
   e = _embedded(valid=False)
-  splits, classes, how = probe.make_splits(e)
+  splits, classes, how = probe.make_splits(e, holdout="group")
   assert how == "held-out group-disjoint part of train"
   # Group-disjointness: recompute which clips went where.
   train_idx = np.flatnonzero(e.splits == "train")
   part = probe.group_holdout(e.groups[train_idx], 0.15)
   assert set(e.groups[train_idx][part == "train"]).isdisjoint(e.groups[train_idx][part == "valid"])
   assert splits["valid"].n_clips == int((part == "valid").sum()) > 0
-  r = probe.linear_probe(e, seeds=(0, 1, 2), steps=300)
-  assert r["accuracy"]["mean"] > 0.95
+  r = probe.linear_probe(e, seeds=(0, 1, 2), steps=300, valid_holdout="group")
+  assert r["accuracy"]["mean"] > 0.95 and r["valid_from"] == how
   # A handful of groups (speakers): still one whole group held out, never all.
   few = probe.group_holdout(np.array(["a"] * 10 + ["b"] * 3 + ["c"] * 7), 0.15)
   assert (few == "valid").sum() in (3, 7, 10) and (few == "train").any()

@@ -221,12 +221,12 @@ def test_valid_holdout_is_a_checked_protocol_option():
     LinearProbeEvaluator("p", dict(benchmark="suite:msn", valid_holdout="speakers"))
   ev = LinearProbeEvaluator("p", dict(benchmark="suite:msn", valid_holdout="package"))
   assert ev.protocol["valid_holdout"] == "package"
-  assert LinearProbeEvaluator("p", dict(benchmark="suite:msn")).protocol["valid_holdout"] == "group"
-  # Results of the package holdout go beside the default ones, never over them.
+  assert LinearProbeEvaluator("p", dict(benchmark="suite:msn")).protocol["valid_holdout"] == "package"
+  # Results of the speaker holdout (the default before 2026-12-07) go beside the default ones.
   base = {"features": "embedding", "clip_pooling": "logits", "bn_reestimate": False}
-  assert linear_eval.protocol_dir({**base, "valid_holdout": "group"}) == ""
-  assert linear_eval.protocol_dir({**base, "valid_holdout": "package"}) == "vpackage"
-  assert linear_eval.protocol_dir({**base, "bn_reestimate": True, "valid_holdout": "package"}) == "bn-vpackage"
+  assert linear_eval.protocol_dir({**base, "valid_holdout": "package"}) == ""
+  assert linear_eval.protocol_dir({**base, "valid_holdout": "group"}) == "vgroup"
+  assert linear_eval.protocol_dir({**base, "bn_reestimate": True, "valid_holdout": "group"}) == "bn-vgroup"
 
 
 def test_package_holdout_refits_on_all_of_train():
@@ -255,5 +255,21 @@ def test_package_holdout_refits_on_all_of_train():
   assert r["valid_accuracy"]["mean"] < 0.75, r["per_seed"]
   assert r["accuracy"]["mean"] > 0.9, r["per_seed"]
   assert r["counts"]["train"]["clips"] == 176 and r["counts"]["valid"]["clips"] == 24
-  # The speaker holdout keeps the old protocol: no refit.
-  assert not probe.linear_probe(e, seeds=(0,), steps=100)["probe"]["refit_on_train_and_valid"]
+  # The speaker holdout keeps the protocol of the tables before 2026-12-07: no refit.
+  r = probe.linear_probe(e, seeds=(0,), steps=100, valid_holdout="group")
+  assert not r["probe"]["refit_on_train_and_valid"]
+
+
+def test_hear_export_holds_out_whole_packages_as_the_probe_does(tmp_path):
+  from data import hear_export
+  from ssl_audio import manifest as manifest_lib
+  # Family C (3 of the 5 classes) is the one package that can go whole (as suite:language's tuxpaint).
+  pkgs = ["A"] * 100 + ["B"] * 100 + ["C"] * 40 + ["T"] * 60
+  labels = [f"l{i % 5}" for i in range(200)] + [f"l{i % 3}" for i in range(40)] + [f"l{i % 5}" for i in range(60)]
+  cols = {"path": np.array([f"f{i}.wav" for i in range(300)], object),
+          "label": np.array(labels, object), "package": np.array(pkgs, object),
+          "speaker": np.array([f"{p}-{l}" for p, l in zip(pkgs, labels)], object),
+          "split": np.array(["train"] * 240 + ["test"] * 60, object)}
+  split = hear_export.splits_of(manifest_lib.Manifest(cols, tmp_path, "toy"))
+  assert set(np.array(pkgs)[split == "valid"]) == {"C"}
+  assert (split[240:] == "test").all() and (split[:200] == "train").all()

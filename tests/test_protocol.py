@@ -235,3 +235,28 @@ def test_seed_table_recomputes_the_method_rows_from_comparison_files(tmp_path):
   bad.write_text(md2.read_text().replace("| A s1 | 10 | 45.7", "| A s1 | 10 | 47.7"))
   with pytest.raises(ValueError, match="A s1"):
     seed_table.read_runs([str(md2), str(bad)], {})
+
+
+def test_valid_agreement_correlates_valid_and_test_across_models(tmp_path, capsys):
+  from eval import valid_agreement
+  # Four models; digits' valid tracks test exactly (r = 1), language's runs against it (r = -1);
+  # model d has no language result: left out of language and of the mean, kept in digits.
+  acc = {"a": ((20, 10), (30, 40)), "b": ((30, 15), (20, 50)), "c": ((40, 20), (10, 60)),
+         "d": ((50, 25), None)}
+  for name, (dig, lang) in acc.items():
+    for task, vt in (("digits", dig), ("language", lang)):
+      if vt is None:
+        continue
+      (tmp_path / name).mkdir(exist_ok=True)
+      (tmp_path / name / f"{task}.json").write_text(json.dumps(
+          {"accuracy": {"mean": vt[1] / 100}, "linear_probe": {"valid_accuracy": {"mean": vt[0] / 100}}}))
+  scores = valid_agreement.load([str(tmp_path / n) for n in acc], ("digits", "language"))
+  rows = {r["task"]: r for r in valid_agreement.agreement(scores, ("digits", "language"))}
+  assert rows["digits"]["n"] == 4 and rows["digits"]["r"] == pytest.approx(1.0)
+  assert rows["language"]["n"] == 3 and rows["language"]["r"] == pytest.approx(-1.0)
+  # mean over tasks of a, b, c: valid 25, 25, 25 -> no spread -> r undefined
+  assert rows["mean"]["n"] == 3 and rows["mean"]["valid"] == pytest.approx(25.0)
+  assert np.isnan(rows["mean"]["r"])
+  assert valid_agreement.main([f"--evals={tmp_path}/*", "--tasks=digits,language"]) == 0
+  assert "| language | 3 | 20.0 | 50.0 | -1.00 |" in capsys.readouterr().out
+  assert valid_agreement.main([f"--evals={tmp_path}/none*"]) == 1
