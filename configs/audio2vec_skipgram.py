@@ -66,6 +66,14 @@ without the sub-chance init 9, and against inits 5-9 alone). Band-limiting on to
 (`--config.augment.band_limit_prob=0.5`, seeds 0 / 1, MSE 0.530 / 0.506 vs 0.647): valid
 average 48.5 < 49.6, not adopted.
 
+Under the probe's new default, held-out packages then a refit (2026-12-07; README "Skip-gram
+under the new default"): seeds 0 and 1 trained again (MSE 0.528 / 0.509, as before, though
+the probe numbers moved by up to 2 points), `python -m eval.linear_eval
+--workdir=runs/sg_slice_s0,runs/sg_slice_s1 --benchmarks=suite:all`: digits 20.3 / 21.0,
+language 33.9 / 37.9, msn 82.4 / 82.4, instrument 43.7 / 45.1; Welch vs the 10 inits +5.8 +- 3.3
+/ +10.1 +- 8.5 / +6.5 +- 1.7 / +2.1 +- 2.9, mean +6.1 +- 3.1: 3 of 4 (the same checkpoints
+under the old protocol: 2 of 4, language +4.6 +- 4.9).
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.context         2      2 past + 2 future target slices of 96 frames (5-slice block)
   task.gap_frames      0      no frames skipped between consecutive slices
