@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -19,32 +18,20 @@ if str(REPO) not in sys.path:
 
 
 def machine() -> dict:
-  """CPU model, cores, memory, versions: what every figure is measured on."""
-  cpu = "?"
-  try:
-    for line in open("/proc/cpuinfo"):
-      if line.startswith("model name"):
-        cpu = line.split(":", 1)[1].strip()
-        break
-  except OSError:
-    pass
-  mem_gib = None
+  """CPU model, cores, memory, devices, versions: what every figure is measured on
+  (``ssl_audio.environment.describe``, the description stored in checkpoints, plus memory,
+  date and torch)."""
+  from ssl_audio import environment
+  info = environment.describe()
+  info["mem_gib"] = None
   try:
     for line in open("/proc/meminfo"):
       if line.startswith("MemTotal"):
-        mem_gib = round(int(line.split()[1]) / 2**20, 1)
+        info["mem_gib"] = round(int(line.split()[1]) / 2**20, 1)
         break
   except OSError:
     pass
-  info = {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": mem_gib,
-          "python": platform.python_version(),
-          "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-  try:
-    import jax
-    info["jax"] = jax.__version__
-    info["jax_devices"] = [str(d.platform) for d in jax.devices()]
-  except Exception:  # noqa: BLE001
-    pass
+  info["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
   try:
     import torch
     info["torch"] = torch.__version__

@@ -56,7 +56,8 @@ class Pretrained(Embedder):
             "params": enc.get("encoder_params", encoder_lib.count_params(self.variables["params"])),
             "flops_per_slice": enc.get("encoder_flops_per_slice"),
             "block_channels": enc.get("block_channels"), "norm": self.encoder.norm,
-            "frontend": self.frontend.to_dict(), "data": self.meta.get("data")}
+            "frontend": self.frontend.to_dict(), "data": self.meta.get("data"),
+            "environment": self.meta.get("environment", [])}   # where it was trained
 
 
 # ====================================================================== loading

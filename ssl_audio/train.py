@@ -28,6 +28,7 @@ from jax.sharding import PartitionSpec as P
 from ssl_audio import checkpoint as ckpt
 from ssl_audio import config_validation
 from ssl_audio import encoder as encoder_lib
+from ssl_audio import environment
 from ssl_audio import evaluators
 from ssl_audio import input_pipeline
 from ssl_audio import frontend as fe
@@ -216,7 +217,8 @@ def setup(config: ml_collections.ConfigDict, workdir: str, mgr,
   # Everything a loader needs to rebuild the model without the training data.
   meta = {"config": json.loads(config.to_json_best_effort()), "task": task.name,
           "frontend": task.frontend.to_dict(), "encoder": info, "classes": classes,
-          "class_counts": [float(n) for n in class_counts], "data": manifest.name}
+          "class_counts": [float(n) for n in class_counts], "data": manifest.name,
+          "environment": environment.history(None, 0)}
   return Setup(config, manifest, task, model, state, tx, schedule, classes, meta)
 
 
@@ -258,9 +260,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if mgr.latest_step() is not None:
     abstract = ckpt.abstract(state)
     # A damaged newest step (truncated file, half-written) is skipped, named, and set aside.
-    start, (state, data_state, _) = ckpt.restore_latest(
+    start, (state, data_state, restored_meta) = ckpt.restore_latest(
         mgr, lambda step: ckpt.restore(mgr, step, abstract))
     ckpt.set_aside_after(mgr, start)
+    meta["environment"] = environment.history(restored_meta, start)
     state = jax.device_put(state, parallel.replicated(mesh))
     if data_state:
       data_it.set_state(data_state)

@@ -54,6 +54,15 @@ def test_in_training_probe_writes_metrics(trained):
   assert steps and all(0.0 < r["input_wait_frac"] <= 1.0 for r in steps), steps
 
 
+def test_checkpoint_names_its_environment(trained):
+  """The fixture's run was resumed (0 then 2 steps) on this machine: one environment, from step 0."""
+  from ssl_audio import environment, pretrained
+  envs = pretrained.load_pretrained(str(trained)).info["environment"]
+  here = environment.describe()
+  assert [e["from_step"] for e in envs] == [0]
+  assert not environment.differences(envs[0], here)
+
+
 def test_in_training_probe_caches_audio(trained, labelled_folder):
   from eval.evaluators import LinearProbeEvaluator
   from ssl_audio import pretrained

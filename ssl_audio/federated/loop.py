@@ -28,6 +28,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from ssl_audio import checkpoint as ckpt
 from ssl_audio import config_validation
 from ssl_audio import encoder as encoder_lib
+from ssl_audio import environment
 from ssl_audio import evaluators
 from ssl_audio import manifest as manifest_lib
 from ssl_audio import parallel
@@ -169,7 +170,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   start, examples_seen = 0, 0
   if mgr.latest_step() is not None:
     start = mgr.latest_step()
-    state, data_state, _ = ckpt.restore(mgr, start, ckpt.abstract(state))
+    state, data_state, restored_meta = ckpt.restore(mgr, start, ckpt.abstract(state))
+    meta["environment"] = environment.history(restored_meta, start)
     server = ckpt.restore_server(mgr, start, ckpt.abstract(server))
     state = jax.device_put(state, parallel.replicated(mesh))
     examples_seen, sampler.skipped = data_state["examples_seen"], data_state["skipped"]
