@@ -61,6 +61,43 @@ def test_checkpoints_keep_the_environments_of_a_resumed_run(audio_folder, tmp_pa
   assert [e["from_step"] for e in meta2["environment"]] == [0]
 
 
+_GRAD = """
+import sys, numpy as np, jax, jax.numpy as jnp
+from ssl_audio import encoder as encoder_lib
+enc = encoder_lib.Encoder()
+x = jax.random.normal(jax.random.key(0), (16, 96, 64, 1))
+v = enc.init(jax.random.key(1), x)
+g = jax.jit(jax.grad(lambda p: jnp.mean(enc.apply({**v, "params": p}, x) ** 2)))(v["params"])
+np.save(sys.argv[1], np.concatenate([np.asarray(a).ravel() for a in jax.tree.leaves(g)]))
+"""
+
+
+@pytest.mark.slow   # ~30 s: three processes
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's instruction-set cap")
+def test_another_instruction_set_rounds_the_gradient_otherwise(tmp_path):
+  """Why the environment is stored: one encoder gradient, computed twice in fresh processes, is
+  bit-identical; with XLA:CPU capped to SSE4.2 (another CPU, in effect) it differs by rounding."""
+  import os
+  import subprocess
+  import sys
+  import numpy as np
+  from ssl_audio import environment
+  if "avx2" not in environment.describe()["cpu_flags"]:
+    pytest.skip("this CPU has no AVX2 to compare SSE4.2 against")
+
+  def grad(name, xla_flags=""):
+    env = {**os.environ, "PYTHONPATH": str(helpers.REPO), "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": xla_flags}
+    subprocess.run([sys.executable, "-c", _GRAD, str(tmp_path / name)], check=True, env=env,
+                   capture_output=True, timeout=300)
+    return np.load(tmp_path / f"{name}.npy")
+
+  a, b, c = grad("a"), grad("b"), grad("c", "--xla_cpu_max_isa=SSE4_2")
+  assert np.array_equal(a, b)
+  assert not np.array_equal(a, c)
+  assert np.max(np.abs(a - c)) < 1e-5 * np.max(np.abs(a))   # rounding, not another computation
+
+
 def test_bench_machine_builds_on_it():
   import sys
   sys.path.insert(0, str(helpers.REPO / "bench"))
