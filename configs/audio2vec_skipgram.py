@@ -74,6 +74,13 @@ language 33.9 / 37.9, msn 82.4 / 82.4, instrument 43.7 / 45.1; Welch vs the 10 i
 / +10.1 +- 8.5 / +6.5 +- 1.7 / +2.1 +- 2.9, mean +6.1 +- 3.1: 3 of 4 (the same checkpoints
 under the old protocol: 2 of 4, language +4.6 +- 4.9).
 
+Five seeds under that default (2026-12-07, seeds 2-4 trained on a later VM, MSE 0.513 / 0.516
+/ 0.513; `python -m eval.seed_table --tables=docs/results/comparison_sgslice_vpackage.md,
+docs/results/comparison_sgslice234_vpackage.md --untrained=docs/results/comparison_vpackage.md`):
+digits 21.6, language 35.1, msn 83.1, instrument 45.3, mean 46.3 +- 1.3; Welch vs the 10 inits
++6.7 +- 3.7 / +9.3 +- 5.1 / +7.2 +- 2.4 / +2.9 +- 2.5, mean +6.5 +- 1.9: beats the random
+encoder on all four tasks; 7.9 below Supervised, above MFCC on 3 of 4 (not language).
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.context         2      2 past + 2 future target slices of 96 frames (5-slice block)
   task.gap_frames      0      no frames skipped between consecutive slices
