@@ -363,6 +363,8 @@ for name in CASES:
     # checked in test_augment: with them too, triplet's hinge and mining turned float32
     # rounding into parameter differences above this test's strict tolerance).
     c.augment.gain_db, c.augment.time_masks = 3.0, 1
+    # triplet's config band-limits and mixes by default; both are off here like the masks
+    c.augment.mixup_ratio, c.augment.band_limit_prob = 0.0, 0.0
     model = task.model(n_cls)
     tx, sched = state_lib.make_optimizer(c)
     if n_dev == 1:
