@@ -56,6 +56,13 @@ Slice-normalised targets (`--config.task.target_norm=slice`, seeds 0 / 1, README
 slice targets"): MSE 0.487 / 0.480 vs 0.651 / 0.652; valid average 43.4 / 45.7 -> 44.6 < 47.3
 for the raw target, so the default stays "none" (test means 41.8 / 47.5, read after).
 
+Under the probe's new default, held-out packages then a refit (2026-12-07, night; README
+"TemporalGap, CBoW and a fifth Triplet seed under the new default"): the default (raw target)
+trained again for seed 0 (MSE 3.820 vs 6.728, 0.57 steps/s): valid average 53.3 against 46.7 /
+49.0 for slice targets (seeds 0 / 1 under the same protocol), so "none" stays the default; test
+digits 18.0, language 22.6, msn 86.7, instrument 44.6 against the 10 inits' 14.9 / 25.8 / 75.9 /
+42.3: msn above every init (the highest 79.5), language below their mean. One seed: no verdict.
+
 Paper-silent choices made here (paper.md §4, §9), all overridable:
   task.context         2      2 past + 2 future slices of 96 frames (5-slice block, 4.8 s)
   task.gap_frames      0      no frames skipped between consecutive slices

@@ -47,6 +47,16 @@ and on the suite average (+1.0 +- 1.9; README "Five pretraining seeds of every m
 Against 10 Untrained inits (2026-12-06, night; README "The random baseline over ten inits"):
 +2.3 +- 5.7 / -0.9 +- 6.0 / +1.9 +- 4.0 / +4.0 +- 4.7, mean +1.8 +- 2.3: still level on all four.
 
+Under the probe's new default, held-out packages then a refit (2026-12-07, night; README
+"TemporalGap, CBoW and a fifth Triplet seed under the new default"): seed 0 of the default
+(loss 0.6771 vs 0.6778) against two recipes, valid average 52.5 vs 50.7 with band-limiting 0.5
++ mixup 0.4 (`--config.augment.band_limit_prob=0.5 --config.augment.mixup_ratio=0.4`; loss
+0.6788, above the constant) and 47.2 with a 3-s window (`--config.task.window_seconds=3`; loss
+0.6442 vs 0.6445): the default stays. Seeds 1 / 2 (loss 0.6746 / 0.6742 vs 0.6759 / 0.6764):
+over the three seeds digits 23.3, language 29.0, msn 76.2, instrument 43.9, mean 43.1 +- 6.8;
+Welch vs the 10 inits +8.4 +- 17.7 / +3.2 +- 11.8 / +0.4 +- 5.5 / +1.5 +- 12.3, mean +3.4 +-
+5.6: level on all four.
+
 Paper-silent choices made here (paper.md §9), all overridable:
   task.window_seconds   10     slices drawn inside a 10-s window of the clip
   task.min_gap_seconds  0.975  one slice: pairs uniform over starts >= this far apart, so the
